@@ -1,0 +1,91 @@
+"""``stagetrack``: the user-facing command line.
+
+Each subcommand lives in the module that owns the concept; that module defines
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only for the command
+being run, so ``stagetrack --help`` stays fast. A :class:`~stagetrack.errors.StagetrackError`
+becomes one line on stderr and exit status 2; no traceback for user errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__, offline
+from .errors import StagetrackError
+
+# name -> (module, one-line help). Order is the order of `stagetrack --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("stagetrack.data.synth", "generate the synthetic default datasets (DanceTrack/BDD/VisDrone formats)"),
+    "build": ("stagetrack.data.builder", "build the stages' data mixes and the locked validation set"),
+    "validate": ("stagetrack.data.validate", "check a dataset on disk before anything trains"),
+    "inspect": ("stagetrack.data.inspect", "print per-stage dataset statistics and exit"),
+    "train-stage": ("stagetrack.pipeline", "train one stage: detector, ReID and association model"),
+    "train-assoc": ("stagetrack.assoc.train", "train the association transformer from logged samples"),
+    "track": ("stagetrack.track.cli", "track MOTChallenge sequences (public detections or a detector)"),
+    "eval": ("stagetrack.evaluate.cli", "HOTA/IDF1/MOTA of result files against MOTChallenge ground truth"),
+    "evaluate-stages": ("stagetrack.evaluate.pipeline", "evaluate every stage's models on the locked validation set"),
+}
+
+
+def setup_logging(verbose: int = 0) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else logging.WARNING
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stagetrack",
+        description="Staged training and evaluation of a multi-class multi-object tracker. "
+        "Run `stagetrack COMMAND --help` for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {n:<16} {h}" for n, (_, h) in COMMANDS.items()),
+    )
+    parser.add_argument("--version", action="version", version=f"stagetrack {__version__}")
+    parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help="see below")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    if not argv or argv[0].startswith("-"):
+        top.parse_args(argv or ["--help"])
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        top.error(f"unknown command {name!r} (choose from {', '.join(COMMANDS)})")
+    module_name, help_text = COMMANDS[name]
+    offline.configure()
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"stagetrack {name}", description=(module.__doc__ or help_text).strip().split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    setup_logging(-1 if args.quiet else args.verbose)
+    return run_guarded(module.run, args)
+
+
+def run_guarded(fn, *args) -> int:
+    """Run ``fn``; user errors become one line and exit 2, Ctrl-C exits 130."""
+    try:
+        return int(fn(*args) or 0)
+    except StagetrackError as exc:
+        logging.getLogger("stagetrack").error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        logging.getLogger("stagetrack").error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Typed params of one training stage (the seed plan's per-stage config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SourceMix:
+    enabled: bool = False
+    frame_budget: int = 0
+    # sample this source's clips from an earlier stage's selection (replay) instead of the pool
+    replay_from: str | None = None
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    description: str = ""
+    init: str | None = None
+    data: dict[str, SourceMix] = field(default_factory=dict)
+    lr_scale: float = 1.0
+    lr_backbone_scale: float = 0.1
+    lr_drop: int | None = None
+    accumulate_steps: int = 1
+    aug_max_size: int = 320
+    aug_resize_scales: list[int] = field(default_factory=list)
+    # per-stage overrides of the global sections (validated against them when resolved)
+    detector: dict[str, Any] = field(default_factory=dict)
+    reid: dict[str, Any] = field(default_factory=dict)
+    assoc: dict[str, Any] = field(default_factory=dict)
