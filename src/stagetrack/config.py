@@ -82,6 +82,14 @@ class Params:
         """The seed plan's per-stage LR: top-level ``lr`` times the stage's ``lr_scale``."""
         return self.lr * self.stage(stage).lr_scale
 
+    def resolved_device(self) -> str:
+        """``device`` with ``auto`` resolved to cuda when a GPU is visible, else cpu."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
     def to_dict(self) -> dict[str, Any]:
         d = configtypes.to_dict(self)
         d.pop("_file", None)

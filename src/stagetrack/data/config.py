@@ -16,8 +16,22 @@ class SourceConfig:
     format: Format = "mot"
     root: str = ""
     domain: Literal["ground", "aerial"] = "ground"
-    # dataset category label -> project class; labels not listed are ignored regions
+    # dataset category label -> project class; labels not listed are ignored regions;
+    # empty = the format's default map (stagetrack.data.sources.DEFAULT_CLASS_MAPS)
     class_map: dict[str, ClassName] = field(default_factory=dict)
+    # BDD100K split folder under labels/box_track_20 and images/track (other formats: unused)
+    split: str = "train"
+    # frame rate override; None = seqinfo.ini frameRate (mot), 5 (bdd), 25 (visdrone)
+    fps: float | None = None
+    # shell patterns of video ids to use (e.g. ["*-FRCNN"] for one copy of MOT17); empty = all
+    include: list[str] = field(default_factory=list)
+
+    def validate(self) -> tuple[str, str] | None:
+        if not self.root:
+            return "root", "must name the dataset folder"
+        if self.fps is not None and self.fps <= 0:
+            return "fps", f"must be positive, got {self.fps}"
+        return None
 
 
 @dataclass(frozen=True)

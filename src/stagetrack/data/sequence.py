@@ -109,18 +109,23 @@ class Sequence:
         keep = self.boxes["cls"] != IGNORE
         return np.unique(self.boxes["id"][keep])
 
-    def clip(self, start: int, length: int, name: str | None = None) -> "Sequence":
-        """Frames ``start .. start+length-1`` (1-based) renumbered from 1; ids are kept."""
-        end = start + length - 1
-        if start < 1 or end > self.length or length < 1:
-            raise ValueError(f"clip {start}..{end} outside 1..{self.length} of {self.name}")
-        rows = self.boxes[(self.boxes["frame"] >= start) & (self.boxes["frame"] <= end)].copy()
-        rows["frame"] -= start - 1
+    def clip(self, start: int, length: int, stride: int = 1, name: str | None = None) -> "Sequence":
+        """Frames ``start, start+stride, ...`` (``length`` of them, 1-based), renumbered from 1.
+
+        Identities are kept, so a track keeps its id across the clips of one video.
+        """
+        frames = np.arange(start, start + length * stride, stride)
+        if start < 1 or length < 1 or stride < 1 or frames[-1] > self.length:
+            raise ValueError(f"clip {start}..{frames[-1] if len(frames) else start} (stride {stride}) "
+                             f"outside 1..{self.length} of {self.name}")
+        keep = np.isin(self.boxes["frame"], frames)
+        rows = self.boxes[keep].copy()
+        rows["frame"] = (rows["frame"] - start) // stride + 1
         return Sequence(
             name=name or f"{self.name}_{start:06d}",
-            width=self.width, height=self.height, length=length, fps=self.fps,
+            width=self.width, height=self.height, length=length, fps=self.fps / stride,
             boxes=rows,
-            image_paths=self.image_paths[start - 1:end] if self.image_paths else [],
+            image_paths=[self.image_paths[f - 1] for f in frames] if self.image_paths else [],
             source=self.source,
-            meta={**self.meta, "parent": self.name, "start": start},
+            meta={**self.meta, "parent": self.name, "start": int(start), "stride": stride},
         )

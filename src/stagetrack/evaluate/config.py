@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+from ..data.sequence import CLASSES
 
 
 @dataclass(frozen=True)
@@ -10,3 +13,19 @@ class EvalConfig:
     det_conf: float = 0.1
     stages: tuple[str, ...] = ("stage1", "stage2", "stage3")
     compare_learned: bool = True
+    # classes scored by stagetrack.evaluate.metrics.evaluate (subset of person, vehicle)
+    classes: tuple[str, ...] = ("person", "vehicle")
+    # which boxes are scored: see stagetrack.evaluate.preprocess
+    preprocess: Literal["project", "mot", "none"] = "project"
+    # project mode: an unmatched prediction this much inside ignore regions is dropped (VisDrone 0.5)
+    ignore_coverage: float = 0.5
+
+    def validate(self) -> tuple[str, str] | None:
+        for name in self.classes:
+            if name not in CLASSES:
+                return "classes", f"unknown class {name!r} (allowed: {', '.join(CLASSES)})"
+        if not self.classes:
+            return "classes", "at least one class is needed"
+        if self.ignore_coverage <= 0:
+            return "ignore_coverage", f"must be > 0, got {self.ignore_coverage}"
+        return None

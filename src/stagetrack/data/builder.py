@@ -1,0 +1,560 @@
+"""The data builder: frame budgets, clips, replay, the manifest lock, and the exports.
+
+For every stage the builder fills each source's **frame budget** with clips of consecutive
+frames (``build.clip_length`` frames, every ``build.clip_stride``-th frame) drawn from that
+source's pool. The pool is every video of the source *minus* the videos that
+``data/manifests/manifest.json`` locks for ``val`` and ``test``: they are removed before any
+budget is filled, so no budget or seed can leak them into training.
+
+Selections are nested: each source's clips are shuffled once (from ``build.seed``) and a stage
+takes the shortest prefix that fills its budget, so stage 2 (3x budget) trains on stage 1's
+clips plus more. A source with ``replay_from: stageN`` instead draws (with its own seeded
+shuffle) from what stage N selected: the seed plan's replay buffer of ground data in stage 3.
+
+Outputs under ``data/built``::
+
+    val/<source>/<SEQ>/...     locked validation videos, MOTChallenge layout (TrackEval-ready)
+    val/seqmaps/val.txt        seqmap of every locked validation video
+    val/reid/{query,bounding_box_test}/   Market-1501 query/gallery crops of the val tracks
+    val/LOCK.json              sha256 of every file above; verified by training and eval
+    <stage>/det/               YOLO set: data.yaml, images/{train,val}, labels/{train,val}
+    <stage>/reid/              Market-1501 crops: bounding_box_train (+ val query/gallery), pids.json
+    <stage>/assoc/             training clips in MOT layout + manifest.jsonl (one line per clip)
+    <stage>/selection.json     the clips chosen, per source
+
+The validation export depends only on the manifest and the source data, never on budgets or
+seeds; a test builds twice with different budgets and seeds and compares the hashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import STAGES, Params
+from ..errors import DataError, LockError
+from ..io import atomic_path, atomic_write_json, atomic_write_text, sha256_file, sha256_tree
+from . import mot, sources
+from .config import BuildConfig
+from .sequence import CLASSES, IGNORE, Sequence, tlwh
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "LOCK.json"
+SPLITS = ("val", "test")
+MOT_CLASS = {0: "1", 1: "3", IGNORE: "8"}  # project class -> MOT class number written in gt.txt
+
+
+# ----------------------------------------------------------------------------- manifest lock
+
+@dataclass(frozen=True)
+class Manifest:
+    path: str
+    locked: dict[str, dict[str, tuple[str, ...]]]  # source -> split -> video ids
+
+    def ids(self, source: str, split: str) -> tuple[str, ...]:
+        return self.locked.get(source, {}).get(split, ())
+
+    def all_locked(self, source: str) -> set[str]:
+        return {v for split in SPLITS for v in self.ids(source, split)}
+
+
+def load_manifest(path: str | Path, params: Params) -> Manifest:
+    """Read the lock file; every locked id must exist and belong to one split only."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise LockError(f"cannot read the manifest: {exc.strerror}", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise LockError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+    locked_raw = data.get("sources") if isinstance(data, dict) else None
+    if not isinstance(locked_raw, dict):
+        raise LockError("expected an object with a 'sources' mapping", file=path, field="sources")
+    locked: dict[str, dict[str, tuple[str, ...]]] = {}
+    for source, splits in sorted(locked_raw.items()):
+        if source not in params.sources:
+            raise LockError("source not configured in params.yaml `sources`", file=path,
+                            field=f"sources.{source}", allowed=sorted(params.sources))
+        if not isinstance(splits, dict) or set(splits) - set(SPLITS):
+            raise LockError("expected a mapping of splits", file=path, field=f"sources.{source}", allowed=SPLITS)
+        locked[source] = {s: tuple(splits.get(s, [])) for s in SPLITS}
+        seen: dict[str, str] = {}
+        for split in SPLITS:
+            for vid in locked[source][split]:
+                if vid in seen:
+                    raise LockError(f"video {vid!r} is listed in both '{seen[vid]}' and '{split}'",
+                                    file=path, field=f"sources.{source}")
+                seen[vid] = split
+    return Manifest(str(path), locked)
+
+
+def check_manifest_ids(manifest: Manifest, source: str, available: Iterable[str]) -> None:
+    available = set(available)
+    for split in SPLITS:
+        for vid in manifest.ids(source, split):
+            if vid not in available:
+                raise LockError(f"locked {split} video {vid!r} does not exist in source '{source}'",
+                                file=manifest.path, field=f"sources.{source}.{split}",
+                                hint=f"{len(available)} videos available")
+
+
+def verify_val_lock(val_dir: str | Path) -> dict:
+    """Recompute the validation set's hash; raise :class:`LockError` if it changed."""
+    val_dir = Path(val_dir)
+    lock_path = val_dir / LOCK_FILE
+    try:
+        lock = json.loads(lock_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise LockError("the validation lock is missing or unreadable; run the build stage",
+                        file=lock_path) from None
+    actual = sha256_tree(val_dir, exclude=(LOCK_FILE,))
+    if actual != lock.get("sha256"):
+        raise LockError(f"validation set changed: locked sha256 {lock.get('sha256', '')[:12]}…, "
+                        f"found {actual[:12]}…", file=lock_path,
+                        hint="the locked val videos must stay bit-identical across stages and seeds")
+    return lock
+
+
+# ----------------------------------------------------------------------------- clip selection
+
+@dataclass(frozen=True)
+class Clip:
+    source: str
+    video: str
+    start: int   # 1-based first frame
+    length: int  # frames taken
+    stride: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}-{self.video}-{self.start:06d}"
+
+    def frames(self) -> list[int]:
+        return list(range(self.start, self.start + self.length * self.stride, self.stride))
+
+
+def candidate_clips(source: str, lengths: dict[str, int], clip_length: int, stride: int) -> list[Clip]:
+    """Non-overlapping clips covering each pool video (a shorter tail clip included)."""
+    clips = []
+    span = clip_length * stride
+    for video in sorted(lengths):
+        n = lengths[video]
+        for start in range(1, n + 1, span):
+            length = min(clip_length, (n - start) // stride + 1)
+            if length >= 2:
+                clips.append(Clip(source, video, start, length, stride))
+    return clips
+
+
+def _fill(clips: list[Clip], budget: int) -> list[Clip]:
+    """The shortest prefix of ``clips`` holding ``budget`` frames (the last one trimmed)."""
+    out, total = [], 0
+    for clip in clips:
+        if total >= budget:
+            break
+        take = min(clip.length, budget - total)
+        out.append(Clip(clip.source, clip.video, clip.start, take, clip.stride))
+        total += take
+    return out
+
+
+def select_clips(params: Params, pools: dict[str, list[Clip]]) -> dict[str, dict[str, list[Clip]]]:
+    """Per stage and source, the clips that fill the frame budgets (see module docstring)."""
+    shuffled = {}
+    for k, (source, clips) in enumerate(sorted(pools.items())):
+        rng = np.random.default_rng([params.build.seed, k, 0x5EED])
+        shuffled[source] = [clips[i] for i in rng.permutation(len(clips))]
+    selection: dict[str, dict[str, list[Clip]]] = {}
+    for si, stage in enumerate(STAGES):
+        cfg = params.stage(stage)
+        selection[stage] = {}
+        for k, (source, mix) in enumerate(sorted(cfg.data.items())):
+            if not mix.enabled or mix.frame_budget <= 0:
+                continue
+            if mix.replay_from:
+                if mix.replay_from not in selection or STAGES.index(mix.replay_from) >= si:
+                    raise DataError("replay must come from an earlier stage", field=f"{stage}.data.{source}.replay_from",
+                                    allowed=STAGES[:si])
+                base = selection[mix.replay_from].get(source, [])
+                rng = np.random.default_rng([params.build.seed, si, k, 0xBEEF])
+                candidates = [base[i] for i in rng.permutation(len(base))]
+                where = f"{mix.replay_from}'s selection"
+            else:
+                candidates = shuffled.get(source, [])
+                where = "the unlocked pool"
+            available = sum(c.length for c in candidates)
+            if mix.frame_budget > available:
+                message = (f"frame budget {mix.frame_budget} of source '{source}' exceeds the "
+                           f"{available} frames available in {where}")
+                if not params.build.allow_partial:
+                    raise DataError(message, field=f"{stage}.data.{source}.frame_budget",
+                                    hint="lower the budget or set build.allow_partial: true")
+                log.warning("%s; taking all of it (build.allow_partial)", message)
+            selection[stage][source] = _fill(candidates, mix.frame_budget)
+    return selection
+
+
+# ----------------------------------------------------------------------------- exports
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+
+
+def _imwrite(path: Path, image: np.ndarray, quality: int = 95) -> None:
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
+            raise DataError("could not write image", file=path)
+
+
+def _imread(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError("unreadable image", file=path)
+    return image
+
+
+def to_project_gt(seq: Sequence) -> Sequence:
+    """The sequence with MOT class numbers (1 person, 3 vehicle, 8 ignore) as categories."""
+    boxes = seq.boxes.copy()
+    boxes["category"] = [MOT_CLASS[int(c)] for c in boxes["cls"]]
+    return Sequence(seq.name, seq.width, seq.height, seq.length, seq.fps, boxes,
+                    list(seq.image_paths), seq.source, dict(seq.meta))
+
+
+def yolo_labels(rows: np.ndarray, width: int, height: int, min_vis: float) -> str:
+    """YOLO label text (``cls cx cy w h``, normalised) for the trainable boxes of a frame."""
+    keep = (rows["cls"] != IGNORE) & (rows["vis"] >= min_vis) & (rows["w"] > 1) & (rows["h"] > 1)
+    rows = rows[keep]
+    b = tlwh(rows)
+    x1 = np.clip(b[:, 0], 0, width)
+    y1 = np.clip(b[:, 1], 0, height)
+    x2 = np.clip(b[:, 0] + b[:, 2], 0, width)
+    y2 = np.clip(b[:, 1] + b[:, 3], 0, height)
+    lines = []
+    for c, a, bb, cc, d in zip(rows["cls"], x1, y1, x2, y2):
+        if cc - a < 1 or d - bb < 1:
+            continue
+        lines.append(f"{int(c)} {(a + cc) / 2 / width:.6f} {(bb + d) / 2 / height:.6f} "
+                     f"{(cc - a) / width:.6f} {(d - bb) / height:.6f}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _masked_frame(path: Path, rows: np.ndarray) -> np.ndarray | None:
+    """The frame with ignored regions filled with its mean colour, or None if it has none."""
+    ign = rows[rows["cls"] == IGNORE]
+    if not len(ign):
+        return None
+    image = _imread(path)
+    fill = image.reshape(-1, 3).mean(0)
+    for x, y, w, h in tlwh(ign).round().astype(int):
+        image[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)] = fill
+    return image
+
+
+def _crop(image: np.ndarray, box: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    x, y, w, h = box
+    H, W = image.shape[:2]
+    x1, y1 = int(max(0, np.floor(x))), int(max(0, np.floor(y)))
+    x2, y2 = int(min(W, np.ceil(x + w))), int(min(H, np.ceil(y + h)))
+    return cv2.resize(image[y1:y2, x1:x2], size, interpolation=cv2.INTER_AREA)
+
+
+class _Pids:
+    """Market-1501 pids: persons and vehicles get disjoint ranges, fixed once all are known."""
+
+    def __init__(self) -> None:
+        self.keys: dict[int, list[tuple[str, str, int]]] = {0: [], 1: []}
+
+    def add(self, cls: int, source: str, video: str, track: int) -> None:
+        key = (source, video, int(track))
+        if key not in self.keys[cls]:
+            self.keys[cls].append(key)
+
+    def table(self) -> dict[tuple[int, str, str, int], int]:
+        out = {}
+        n_person = len(self.keys[0])
+        for cls in (0, 1):
+            for i, (source, video, track) in enumerate(sorted(self.keys[cls])):
+                out[(cls, source, video, track)] = 1 + i + (n_person if cls == 1 else 0)
+        return out
+
+
+def _reid_plan(seq: Sequence, frames: list[int], cfg: BuildConfig) -> dict[tuple[int, int], list[int]]:
+    """(cls, track) -> frames to crop: visible, tall enough, spread evenly, capped per track."""
+    rows = seq.boxes[np.isin(seq.boxes["frame"], frames)]
+    ok = (rows["cls"] != IGNORE) & (rows["vis"] >= 0.5) & (rows["h"] >= cfg.reid_min_height) & (rows["w"] >= 4)
+    plan: dict[tuple[int, int], list[int]] = {}
+    for cls, tid in sorted({(int(c), int(t)) for c, t in zip(rows["cls"][ok], rows["id"][ok])}):
+        fs = rows["frame"][ok & (rows["id"] == tid) & (rows["cls"] == cls)]
+        if len(fs) > cfg.reid_max_per_track:
+            fs = fs[np.linspace(0, len(fs) - 1, cfg.reid_max_per_track).round().astype(int)]
+        plan[(cls, tid)] = [int(f) for f in fs]
+    return plan
+
+
+def _write_crops(seq: Sequence, jobs: list[tuple[int, int, int, Path]], size: tuple[int, int]) -> None:
+    """jobs: (frame, cls, track, out_path); each frame is decoded once."""
+    by_frame: dict[int, list] = defaultdict(list)
+    for frame, cls, tid, out in jobs:
+        by_frame[frame].append((cls, tid, out))
+    for frame in sorted(by_frame):
+        image = _imread(seq.image(frame))
+        rows = seq.frame_boxes(frame)
+        for cls, tid, out in by_frame[frame]:
+            row = rows[(rows["id"] == tid) & (rows["cls"] == cls)][0]
+            _imwrite(out, _crop(image, tlwh(row[None])[0], size))
+
+
+@dataclass
+class SourceStats:
+    frames: int = 0
+    clips: int = 0
+    boxes_person: int = 0
+    boxes_vehicle: int = 0
+    identities: int = 0
+
+
+class Builder:
+    """Builds every stage's data and the locked validation set from ``params``."""
+
+    def __init__(self, params: Params, out: str | Path, workers: int | None = None) -> None:
+        self.params = params
+        self.cfg = params.build
+        self.out = Path(out)
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.manifest = load_manifest(self.cfg.manifest, params)
+        self.size = (self.cfg.reid_width, self.cfg.reid_height)
+
+    def _used_sources(self) -> list[str]:
+        used = {s for st in STAGES for s, m in self.params.stage(st).data.items() if m.enabled and m.frame_budget > 0}
+        return sorted(used | set(self.manifest.locked))
+
+    def _read(self, source: str, video: str) -> Sequence:
+        return sources.read_video(self.params.sources[source], video, source=source)
+
+    def _map(self, fn, items: list) -> list:
+        from tqdm import tqdm
+
+        if self.workers <= 1 or len(items) <= 1:
+            return [fn(i) for i in tqdm(items, leave=False, disable=None)]
+        with ThreadPoolExecutor(self.workers) as pool:
+            return list(tqdm(pool.map(fn, items), total=len(items), leave=False, disable=None))
+
+    def run(self) -> dict:
+        pools: dict[str, list[Clip]] = {}
+        for source in self._used_sources():
+            videos = sources.list_videos(self.params.sources[source])
+            check_manifest_ids(self.manifest, source, videos)
+            locked = self.manifest.all_locked(source)
+            lengths = {v: self._read(source, v).length for v in videos if v not in locked}
+            pools[source] = candidate_clips(source, lengths, self.cfg.clip_length, self.cfg.clip_stride)
+            log.info("%s: %d videos, %d locked, %d pool clips", source, len(videos), len(locked), len(pools[source]))
+        selection = select_clips(self.params, pools)
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        val_info = self.export_val()
+        report = {"val": val_info}
+        for stage in STAGES:
+            report[stage] = self.export_stage(stage, selection[stage])
+        return report
+
+    # -- locked validation set
+    def export_val(self) -> dict:
+        val = self.out / "val"
+        names = []
+        pids = _Pids()
+        plans = {}
+
+        def one(item: tuple[str, str]) -> tuple[str, Sequence]:
+            source, video = item
+            seq = to_project_gt(self._read(source, video))
+            written = mot.write_sequence(seq, val / source / video, link=True)
+            return source, written
+
+        items = [(s, v) for s in sorted(self.manifest.locked) for v in self.manifest.ids(s, "val")]
+        seqs = self._map(one, items)
+        for source, seq in seqs:
+            names.append(f"{source}/{seq.name}")
+            plans[(source, seq.name)] = plan = _reid_plan(seq, list(range(1, seq.length + 1)), self.cfg)
+            for cls, tid in plan:
+                pids.add(cls, source, seq.name, tid)
+        mot.write_seqmap(val / "seqmaps" / "val.txt", names)
+        table = pids.table()
+        pid_info = {}
+        jobs_by_seq = {}
+        for source, seq in seqs:
+            half = seq.length // 2
+            jobs = []
+            for (cls, tid), frames in plans[(source, seq.name)].items():
+                pid = table[(cls, source, seq.name, tid)]
+                q = [f for f in frames if f <= half]
+                g = [f for f in frames if f > half]
+                if q and g:  # a query needs a gallery match under another camera
+                    f = q[len(q) // 2]
+                    jobs.append((f, cls, tid, val / "reid" / "query" / f"{pid:04d}_c1s1_{f:06d}_00.jpg"))
+                for n, f in enumerate(g):
+                    jobs.append((f, cls, tid, val / "reid" / "bounding_box_test" / f"{pid:04d}_c2s1_{f:06d}_{n:02d}.jpg"))
+                pid_info[str(pid)] = {"class": CLASSES[cls], "source": source, "video": seq.name, "track": tid}
+            jobs_by_seq[seq.name] = (seq, jobs)
+        self._map(lambda item: _write_crops(item[0], item[1], self.size), list(jobs_by_seq.values()))
+        atomic_write_json(val / "reid" / "pids.json", pid_info)
+        digest = sha256_tree(val)
+        lock = {
+            "sha256": digest,
+            "manifest": self.manifest.path,
+            "manifest_sha256": sha256_file(self.manifest.path),
+            "sequences": {n: sha256_tree(val / n) for n in names},
+        }
+        atomic_write_json(val / LOCK_FILE, lock)
+        log.info("locked validation set: %d videos, sha256 %s", len(names), digest[:16])
+        stats = {"videos": len(names), "sha256": digest,
+                 "frames": sum(s.length for _, s in seqs),
+                 "boxes": int(sum((s.boxes["cls"] != IGNORE).sum() for _, s in seqs))}
+        return stats
+
+    # -- one stage
+    def export_stage(self, stage: str, clips_by_source: dict[str, list[Clip]]) -> dict:
+        root = self.out / stage
+        det, reid, assoc = root / "det", root / "reid", root / "assoc"
+        by_video: dict[tuple[str, str], list[Clip]] = defaultdict(list)
+        for source, clips in clips_by_source.items():
+            for clip in clips:
+                by_video[(source, clip.video)].append(clip)
+        stats: dict[str, SourceStats] = {s: SourceStats() for s in clips_by_source}
+        pids = _Pids()
+        manifest_lines = []
+
+        def export_video(key: tuple[str, str]) -> tuple[str, Sequence, list[Clip], dict, list[dict]]:
+            source, video = key
+            seq = self._read(source, video)
+            clips = sorted(by_video[key], key=lambda c: c.start)
+            lines = []
+            frames: list[int] = []
+            for clip in clips:
+                frames.extend(clip.frames())
+                sub = to_project_gt(seq.clip(clip.start, clip.length, clip.stride, name=clip.name))
+                mot.write_sequence(sub, assoc / "clips" / clip.name, link=True)
+                lines.append({**asdict(clip), "name": clip.name, "path": f"clips/{clip.name}"})
+            for f in frames:
+                rows = seq.frame_boxes(f)
+                stem = f"{source}__{video}__{f:06d}"
+                masked = _masked_frame(seq.image(f), rows)
+                if masked is None:
+                    _link_or_copy(seq.image(f), det / "images" / "train" / f"{stem}.jpg")
+                else:
+                    _imwrite(det / "images" / "train" / f"{stem}.jpg", masked)
+                atomic_write_text(det / "labels" / "train" / f"{stem}.txt",
+                                  yolo_labels(rows, seq.width, seq.height, self.cfg.min_visibility))
+            plan = _reid_plan(seq, frames, self.cfg)
+            return source, seq, clips, plan, lines
+
+        results = self._map(export_video, sorted(by_video))
+        for source, seq, clips, plan, lines in results:
+            for cls, tid in plan:
+                pids.add(cls, source, seq.name, tid)
+        table = pids.table()
+        pid_info = {}
+        crop_jobs = []
+        for source, seq, clips, plan, lines in results:
+            manifest_lines.extend(lines)
+            st = stats[source]
+            frames = [f for c in clips for f in c.frames()]
+            rows = seq.boxes[np.isin(seq.boxes["frame"], frames)]
+            st.frames += len(frames)
+            st.clips += len(clips)
+            st.boxes_person += int((rows["cls"] == 0).sum())
+            st.boxes_vehicle += int((rows["cls"] == 1).sum())
+            st.identities += len(np.unique(rows["id"][rows["cls"] != IGNORE]))
+            jobs = []
+            for (cls, tid), fs in plan.items():
+                pid = table[(cls, source, seq.name, tid)]
+                pid_info[str(pid)] = {"class": CLASSES[cls], "source": source, "video": seq.name, "track": tid}
+                for n, f in enumerate(fs):
+                    jobs.append((f, cls, tid, reid / "bounding_box_train" / f"{pid:04d}_c1s1_{f:06d}_{n:02d}.jpg"))
+            crop_jobs.append((seq, jobs))
+        self._map(lambda item: _write_crops(item[0], item[1], self.size), crop_jobs)
+        atomic_write_json(reid / "pids.json", pid_info)
+        for sub in ("query", "bounding_box_test"):
+            for f in sorted((self.out / "val" / "reid" / sub).glob("*.jpg")):
+                _link_or_copy(f, reid / sub / f.name)
+        atomic_write_json(reid / "val_pids.json", json.loads((self.out / "val" / "reid" / "pids.json").read_text()))
+        self._det_val(det)
+        atomic_write_text(det / "data.yaml", "# YOLO dataset written by stagetrack build (path = this folder)\n"
+                          "train: images/train\nval: images/val\nnames:\n  0: person\n  1: vehicle\n")
+        atomic_write_text(assoc / "manifest.jsonl", "".join(json.dumps(x, sort_keys=True) + "\n" for x in manifest_lines))
+        atomic_write_json(root / "selection.json", {s: [asdict(c) for c in cl] for s, cl in sorted(clips_by_source.items())})
+        out = {s: asdict(v) for s, v in sorted(stats.items())}
+        total_p = sum(v.boxes_person for v in stats.values())
+        total_v = sum(v.boxes_vehicle for v in stats.values())
+        summary = {
+            "frames": sum(v.frames for v in stats.values()),
+            "sources": out,
+            "class_balance": {"person": round(total_p / max(1, total_p + total_v), 4),
+                              "vehicle": round(total_v / max(1, total_p + total_v), 4)},
+            "reid_identities": len(pid_info),
+        }
+        log.info("%s: %d frames from %s; balance person %.2f / vehicle %.2f", stage, summary["frames"],
+                 ", ".join(f"{s} {v.frames}" for s, v in sorted(stats.items())),
+                 summary["class_balance"]["person"], summary["class_balance"]["vehicle"])
+        return summary
+
+    def _det_val(self, det: Path) -> None:
+        """Detector validation images: evenly spaced frames of the locked val videos."""
+        val = self.out / "val"
+        for source in sorted(self.manifest.locked):
+            for video in self.manifest.ids(source, "val"):
+                seq = mot.read_sequence(val / source / video, source=source)
+                picks = np.linspace(1, seq.length, min(self.cfg.det_val_frames, seq.length)).round().astype(int)
+                for f in sorted(set(picks.tolist())):
+                    rows = seq.frame_boxes(f)
+                    stem = f"{source}__{video}__{f:06d}"
+                    masked = _masked_frame(seq.image(f), rows)
+                    if masked is None:
+                        _link_or_copy(seq.image(f), det / "images" / "val" / f"{stem}.jpg")
+                    else:
+                        _imwrite(det / "images" / "val" / f"{stem}.jpg", masked)
+                    atomic_write_text(det / "labels" / "val" / f"{stem}.txt",
+                                      yolo_labels(rows, seq.width, seq.height, self.cfg.min_visibility))
+
+
+def build(params: Params, out: str | Path = "data/built", metrics_dir: str | Path | None = "metrics",
+          workers: int | None = None) -> dict:
+    """Build everything; write ``metrics/data_<stage>.json`` and ``metrics/data_val.json``."""
+    report = Builder(params, out, workers).run()
+    if metrics_dir is not None:
+        for key, value in report.items():
+            atomic_write_json(Path(metrics_dir) / f"data_{key}.json", value)
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="params file")
+    parser.add_argument("--out", default="data/built", help="output root (default: data/built)")
+    parser.add_argument("--metrics-dir", default="metrics", help="where data_<stage>.json go")
+    parser.add_argument("--workers", type=int, default=None, help="I/O threads (default: min(4, cores))")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import load_params
+
+    build(load_params(args.params), args.out, args.metrics_dir, args.workers)
+    return 0

@@ -1,0 +1,170 @@
+"""Evaluate trained stages on the locked validation videos (the DVC `eval` stage).
+
+:func:`evaluate_stage` runs one stage's detector, ReID model and tracker over every locked
+validation video, once with classical association and once with the learned scorer blended
+in (the seed's evaluation tip: compare with and without the transformer), and scores both
+per domain and per class with TrackEval's metrics. Training stages call it for their own
+validation numbers; the `eval` stage calls it for the final stage, writes MOTChallenge result
+files for review and ``metrics/eval.json`` with the forgetting deltas across stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..config import STAGES, Params
+from ..data import mot
+from ..data.builder import verify_val_lock
+from ..data.sequence import Sequence
+from ..errors import CheckpointError
+from ..io import atomic_write_json
+from .metrics import evaluate
+
+log = logging.getLogger(__name__)
+
+HEADLINE = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
+
+
+def load_val(val_dir: str | Path) -> dict[str, list[Sequence]]:
+    """The locked validation videos per source (domain), in seqmap order."""
+    val_dir = Path(val_dir)
+    seqmap = (val_dir / "seqmaps" / "val.txt").read_text().split()[1:]
+    out: dict[str, list[Sequence]] = {}
+    for entry in seqmap:
+        source, name = entry.split("/", 1)
+        out.setdefault(source, []).append(mot.read_sequence(val_dir / source / name, source=source))
+    return out
+
+
+@dataclasses.dataclass
+class StageModels:
+    detector: Path
+    reid: Path
+    assoc: Path | None
+
+    @classmethod
+    def find(cls, stage_dir: str | Path) -> "StageModels":
+        stage_dir = Path(stage_dir)
+        det, reid, assoc = stage_dir / "detector" / "best.pt", stage_dir / "reid" / "model.pt", stage_dir / "assoc.pt"
+        for path in (det, reid):
+            if not path.exists():
+                raise CheckpointError("missing model of a trained stage; run its stage first", file=path)
+        return cls(det, reid, assoc if assoc.exists() else None)
+
+
+def _headline(metrics: dict) -> dict:
+    return {k: metrics[k] for k in HEADLINE if k in metrics}
+
+
+def score(gt: dict[str, list[Sequence]], preds: dict[str, np.ndarray]) -> dict:
+    """Per domain and pooled ('all'): per-class and combined headline metrics."""
+    out = {}
+    domains = {**gt, "all": [s for seqs in gt.values() for s in seqs]}
+    for domain, seqs in domains.items():
+        result = evaluate([(s, preds[s.name]) for s in seqs])
+        out[domain] = {cls: _headline(m) for cls, m in result["per_class"].items()}
+        out[domain]["combined"] = _headline(result["combined"])
+    return out
+
+
+def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: StageModels, *,
+                   results_dir: Path | None = None) -> dict:
+    """Track the validation videos with one stage's models; classical and learned side by side."""
+    from ..assoc.scorer import LearnedScorer
+    from ..detect.yolo import Detector
+    from ..inference import observe, track
+    from ..reid.features import ReidExtractor
+
+    det_cfg, tcfg = params.detector, params.tracker
+    detector = Detector(models.detector, conf=det_cfg.conf, iou=det_cfg.iou, imgsz=det_cfg.imgsz,
+                        max_det=det_cfg.max_det, device=params.resolved_device())
+    extractor = ReidExtractor(models.reid, device=params.resolved_device())
+    weights = Path(tcfg.assoc.weights) if tcfg.assoc.weights else models.assoc
+    scorer = LearnedScorer.load(weights, expected_embed_dim=tcfg.assoc.embed_dim or extractor.feature_dim) \
+        if weights is not None else None
+    if scorer is not None and scorer.embed_dim != extractor.feature_dim:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"association checkpoint expects {scorer.embed_dim}-dim embeddings but the ReID "
+                          f"model gives {extractor.feature_dim}", file=weights)
+    seqs = [s for group in val.values() for s in group]
+    observations = [observe(s, detector, extractor.from_boxes, tcfg) for s in seqs]
+    variants = {"classical": None}
+    if scorer is not None:
+        variants["learned"] = scorer
+    report: dict = {"assoc_weight": tcfg.assoc.weight}
+    for variant, sc in variants.items():
+        preds = {obs.name: track(obs, tcfg, scorer=sc) for obs in observations}
+        report[variant] = score(val, preds)
+        if results_dir is not None:
+            for source, group in val.items():
+                for s in group:
+                    mot.write_txt(results_dir / variant / source / f"{s.name}.txt", preds[s.name], "result")
+    report["headline"] = "learned" if (tcfg.assoc.enable and scorer is not None) else "classical"
+    return report
+
+
+
+def forgetting(stage_metrics: dict[str, dict]) -> dict:
+    """Person HOTA/IDF1 after each later stage minus after the first (negative = forgot)."""
+    first = STAGES[0]
+    if first not in stage_metrics:
+        return {}
+    out = {}
+    base = stage_metrics[first]["val"]
+    for stage in STAGES[1:]:
+        if stage not in stage_metrics:
+            continue
+        cur = stage_metrics[stage]["val"]
+        deltas = {}
+        for domain in sorted(set(base) & set(cur)):
+            if "person" in base[domain] and "person" in cur[domain]:
+                for m in ("HOTA", "IDF1"):
+                    deltas[f"{domain}_person_{m}"] = round(cur[domain]["person"][m] - base[domain]["person"][m], 4)
+        out[stage] = deltas
+    return out
+
+
+def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, results: Path) -> dict:
+    verify_val_lock(data / "val")
+    val = load_val(data / "val")
+    final = STAGES[-1]
+    report = evaluate_stage(params, val, StageModels.find(models / final), results_dir=results)
+    headline = report[report["headline"]]
+    stage_metrics = {}
+    for stage in STAGES:
+        path = metrics_dir / f"{stage}.json"
+        if path.exists():
+            stage_metrics[stage] = json.loads(path.read_text())
+    out = {
+        **headline,
+        "tracker": {"association": report["headline"], "assoc_weight": report["assoc_weight"], "stage": final},
+        "compare": {v: {d: report[v][d]["combined"] for d in report[v]} for v in ("classical", "learned") if v in report},
+        "forgetting": forgetting(stage_metrics),
+    }
+    atomic_write_json(metrics_dir / "eval.json", out)
+    atomic_write_json(results / "eval_full.json", report)
+    for domain, table in headline.items():
+        log.info("%-10s %s", domain, "  ".join(f"{c}: HOTA {m['HOTA']:.1f} IDF1 {m['IDF1']:.1f}" for c, m in table.items()))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="params file")
+    parser.add_argument("--data", default="data/built", type=Path, help="built data root (with val/)")
+    parser.add_argument("--models", default="models", type=Path, help="trained models root (models/<stage>/)")
+    parser.add_argument("--metrics-dir", default="metrics", type=Path, help="where eval.json goes (and stage metrics are read)")
+    parser.add_argument("--results", default="results", type=Path, help="MOTChallenge result files of the final stage")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import load_params
+
+    run_eval(load_params(args.params), args.data, args.models, args.metrics_dir, args.results)
+    return 0

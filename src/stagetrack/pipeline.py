@@ -1,0 +1,168 @@
+"""Train one stage: detector, ReID model and association transformer, then validate.
+
+Stage N starts every part from stage N-1's weights (``stageN.init``), at the stage's learning
+rates (``lr_scale`` and the other per-stage keys of the seed plan), on the data mix the builder
+wrote for it:
+
+1. detector (ultralytics YOLO) on ``data/built/<stage>/det``;
+2. ReID (torchreid OSNet) on ``data/built/<stage>/reid``;
+3. association: the tracker runs over the stage's training clips (ground-truth boxes with
+   detector-like noise, embeddings from the ReID model just trained) with the sample logger
+   attached, then the transformer trains on those samples (seed 000's workflow);
+4. validation: the new models track every locked validation video; HOTA/IDF1/... per domain
+   and class, classical and learned association side by side.
+
+Outputs: ``models/<stage>/{detector,reid}/…``, ``models/<stage>/assoc.pt``, the logged
+samples, ``metrics/<stage>.json`` and dvclive curves under ``metrics/live/<stage>/<part>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .config import STAGES, Params
+from .data import mot
+from .data.builder import verify_val_lock
+from .errors import ConfigError
+from .io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def _live(root: Path, part: str):
+    from dvclive import Live
+
+    return Live(dir=str(root / part), dvcyaml=None, save_dvc_exp=False, report=None, monitor_system=False)
+
+
+def previous_stage_dir(params: Params, stage: str, models: Path) -> Path | None:
+    """Where the stage's initial weights come from (``init``: an earlier stage or null)."""
+    init = params.stage(stage).init
+    if init is None:
+        return None
+    if init in STAGES:
+        path = models / init
+        if not path.is_dir():
+            raise ConfigError(f"initial weights of {init} not found at {path}; train {init} first",
+                              field=f"{stage}.init")
+        return path
+    raise ConfigError("must name an earlier stage (local weight files go in detector.weights / reid.weights)",
+                      field=f"{stage}.init", allowed=STAGES[: STAGES.index(stage)])
+
+
+def log_assoc_samples(params: Params, stage: str, clips_dir: Path, embed, out_dir: Path) -> dict:
+    """Track the stage's training clips with the sample logger attached (seed 000)."""
+    from .assoc.logger import AssocLogger
+    from .inference import gt_observations, track
+
+    acfg = params.stage_section(stage, "assoc")
+    tcfg = params.tracker
+    lines = [json.loads(x) for x in (clips_dir / "manifest.jsonl").read_text().splitlines() if x.strip()]
+    rng = np.random.default_rng([params.seed, STAGES.index(stage), 0xA55C])
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    embed_dim = None
+    logger = None
+    for line in lines:
+        seq = mot.read_sequence(clips_dir / line["path"], source=line["source"])
+        obs = gt_observations(seq, embed, tcfg, rng, jitter=acfg.det_jitter, drop=acfg.det_drop)
+        if logger is None:
+            dims = [d.emb.shape[1] for d in obs.frames if d.emb is not None]
+            embed_dim = dims[0] if dims else 0
+            logger = AssocLogger(out_dir, embed_dim=embed_dim, history=acfg.history,
+                                 max_candidates=acfg.max_candidates)
+        track(obs, tcfg, logger=logger)
+    if logger is None:
+        raise ConfigError(f"stage {stage} has no association training clips", field=f"{stage}.data")
+    logger.close()
+    return {"clips": len(lines), "embed_dim": embed_dim}
+
+
+def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics_dir: Path) -> dict:
+    from .assoc.train import train_assoc
+    from .detect.yolo import train_detector
+    from .evaluate.pipeline import StageModels, evaluate_stage, load_val
+    from .reid.features import ReidExtractor
+    from .reid.train import train_reid
+
+    cfg = params.stage(stage)
+    verify_val_lock(data / "val")
+    stage_data, out = data / stage, models / stage
+    prev = previous_stage_dir(params, stage, models)
+    live_root = metrics_dir / "live" / stage
+    if live_root.exists():
+        shutil.rmtree(live_root)
+    out.mkdir(parents=True, exist_ok=True)
+    device = params.resolved_device()
+    log.info("%s: %s", stage, cfg.description or "training")
+
+    # 1. detector
+    live = _live(live_root, "detector")
+    det = train_detector(
+        params.stage_section(stage, "detector"), data_yaml=stage_data / "det" / "data.yaml",
+        out_dir=out / "detector", init=(prev / "detector" / "best.pt") if prev else None,
+        lr_scale=cfg.lr_scale, lr_backbone_scale=cfg.lr_backbone_scale, lr_drop=cfg.lr_drop,
+        accumulate_steps=cfg.accumulate_steps, aug_max_size=cfg.aug_max_size,
+        aug_resize_scales=list(cfg.aug_resize_scales) or None, live=live, seed=params.seed,
+    )
+    live.end()
+
+    # 2. ReID
+    live = _live(live_root, "reid")
+    reid = train_reid(
+        params.stage_section(stage, "reid"), data_dir=stage_data / "reid", out_dir=out / "reid",
+        init=StageModels.find(prev).reid if prev else None, lr_scale=cfg.lr_scale, live=live,
+        seed=params.seed, device=device,
+    )
+    live.end()
+
+    # 3. association: log samples while tracking the training clips, then train
+    extractor = ReidExtractor(reid.weights, device=device)
+    samples = log_assoc_samples(params, stage, stage_data / "assoc", extractor.from_boxes, out / "assoc_samples")
+    acfg = params.stage_section(stage, "assoc")
+    live = _live(live_root, "assoc")
+    engine_cfg = params.train
+    assoc = train_assoc(
+        out / "assoc_samples", out / "assoc.pt", cfg=acfg, engine_cfg=engine_cfg,
+        lr=params.stage_lr(stage), epochs=acfg.epochs, batch_size=acfg.batch_size, val_split=acfg.val_split,
+        device=device, live=live, init_from=(prev / "assoc.pt") if prev and (prev / "assoc.pt").exists() else None,
+    )
+    live.end()
+
+    # 4. validation on the locked videos
+    val = evaluate_stage(params, load_val(data / "val"), StageModels.find(out))
+    metrics = {
+        "detector": det.metrics,
+        "reid": reid.metrics,
+        "assoc": {**assoc, **{f"samples_{k}": v for k, v in samples.items()}},
+        "val": val[val["headline"]],
+        "val_classical": {d: m["combined"] for d, m in val["classical"].items()},
+    }
+    if "learned" in val:
+        metrics["val_learned"] = {d: m["combined"] for d, m in val["learned"].items()}
+    atomic_write_json(metrics_dir / f"{stage}.json", metrics)
+    allv = metrics["val"]["all"]["combined"]
+    log.info("%s done: val HOTA %.1f IDF1 %.1f (%s association)", stage, allv["HOTA"], allv["IDF1"], val["headline"])
+    return metrics
+
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stage", choices=STAGES, help="which stage to train")
+    parser.add_argument("--params", default="params.yaml", help="params file")
+    parser.add_argument("--data", default="data/built", type=Path, help="built data root")
+    parser.add_argument("--models", default="models", type=Path, help="models root (models/<stage>/ is written)")
+    parser.add_argument("--metrics-dir", default="metrics", type=Path, help="where <stage>.json and live/<stage>/ go")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .config import load_params
+
+    train_stage(load_params(args.params), args.stage, data=args.data, models=args.models, metrics_dir=args.metrics_dir)
+    return 0

@@ -1,0 +1,213 @@
+"""The builder: frame budgets, nested selections, replay, the manifest lock, exports."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stagetrack.config import parse_params
+from stagetrack.data import builder, synth
+from stagetrack.data.builder import Clip, _fill, candidate_clips, load_manifest, verify_val_lock, yolo_labels
+from stagetrack.data.config import SynthConfig, SynthDomainConfig
+from stagetrack.data.sequence import IGNORE, empty_boxes
+from stagetrack.errors import DataError, LockError
+from stagetrack.io import sha256_tree
+
+TINY = SynthDomainConfig(videos=5, frames=12, width=96, height=64, min_objects=2, max_objects=3)
+LOCKED = {
+    "dancetrack": {"val": ["dancetrack0005"], "test": ["dancetrack0004"]},
+    "bdd": {"val": ["b0000005-5ynth005"], "test": []},
+    "visdrone": {"val": ["uav0000005_00000_v"], "test": []},
+}
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("raw")
+    synth.generate(SynthConfig(seed=3, dancetrack=TINY, bdd=TINY,
+                               visdrone=SynthDomainConfig(videos=5, frames=12, width=96, height=80,
+                                                          min_objects=3, max_objects=5)), root, workers=1)
+    return root
+
+
+def make_params(raw: Path, tmp: Path, *, budgets=(20, 30, 24), seed=0, locked=LOCKED, allow_partial=False):
+    manifest = tmp / "manifest.json"
+    manifest.write_text(json.dumps({"sources": locked}))
+    b1, b2, b3 = budgets
+    return parse_params({
+        "sources": {
+            "dancetrack": {"format": "mot", "root": str(raw / "dancetrack")},
+            "bdd": {"format": "bdd", "root": str(raw / "bdd")},
+            "visdrone": {"format": "visdrone", "root": str(raw / "visdrone"), "domain": "aerial"},
+        },
+        "build": {"seed": seed, "manifest": str(manifest), "clip_length": 5, "reid_min_height": 4,
+                  "allow_partial": allow_partial, "det_val_frames": 3},
+        "stage1": {"data": {"dancetrack": {"enabled": True, "frame_budget": b1},
+                            "bdd": {"enabled": True, "frame_budget": b1}}},
+        "stage2": {"init": "stage1", "data": {"dancetrack": {"enabled": True, "frame_budget": b2},
+                                              "bdd": {"enabled": True, "frame_budget": b2}}},
+        "stage3": {"init": "stage2", "data": {"visdrone": {"enabled": True, "frame_budget": b3},
+                                              "dancetrack": {"enabled": True, "frame_budget": 6, "replay_from": "stage2"}}},
+    })
+
+
+@pytest.fixture(scope="module")
+def built(raw, tmp_path_factory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("b1")
+    report = builder.build(make_params(raw, tmp), tmp / "built", tmp / "metrics", workers=2)
+    return tmp, report
+
+
+def test_synth_is_deterministic_and_independent_of_workers(raw, tmp_path):
+    small = SynthConfig(seed=3, dancetrack=TINY, bdd=TINY, visdrone=SynthDomainConfig(
+        videos=5, frames=12, width=96, height=80, min_objects=3, max_objects=5))
+    synth.generate(small, tmp_path / "again", workers=2)
+    for domain in synth.DOMAINS:
+        assert sha256_tree(raw / domain) == sha256_tree(tmp_path / "again" / domain)
+
+
+def test_adding_videos_leaves_earlier_videos_unchanged(tmp_path):
+    base = SynthDomainConfig(videos=2, frames=6, width=64, height=48, min_objects=2, max_objects=2)
+    more = SynthDomainConfig(videos=3, frames=6, width=64, height=48, min_objects=2, max_objects=2)
+    synth.generate(SynthConfig(dancetrack=base, bdd=base, visdrone=base), tmp_path / "a", workers=1)
+    synth.generate(SynthConfig(dancetrack=more, bdd=more, visdrone=more), tmp_path / "b", workers=1)
+    for name in ("dancetrack0001", "dancetrack0002"):
+        assert sha256_tree(tmp_path / "a" / "dancetrack" / name) == sha256_tree(tmp_path / "b" / "dancetrack" / name)
+
+
+def test_val_set_is_bit_identical_across_budgets_and_seeds(raw, built, tmp_path):
+    tmp, report = built
+    other = builder.build(make_params(raw, tmp_path, budgets=(10, 36, 30), seed=99), tmp_path / "built", None)
+    assert other["val"]["sha256"] == report["val"]["sha256"]
+    assert sha256_tree(tmp / "built" / "val", exclude=("LOCK.json",)) == \
+        sha256_tree(tmp_path / "built" / "val", exclude=("LOCK.json",))
+    lock_a, lock_b = (json.loads((p / "built" / "val" / "LOCK.json").read_text()) for p in (tmp, tmp_path))
+    assert lock_a["sequences"] == lock_b["sequences"] and lock_a["manifest_sha256"] == lock_b["manifest_sha256"]
+    # ... while the training data did change
+    assert sha256_tree(tmp / "built" / "stage1") != sha256_tree(tmp_path / "built" / "stage1")
+
+
+def test_locked_videos_never_reach_training(built):
+    tmp, _ = built
+    locked = {v for splits in LOCKED.values() for ids in splits.values() for v in ids}
+    for stage in ("stage1", "stage2", "stage3"):
+        root = tmp / "built" / stage
+        selection = json.loads((root / "selection.json").read_text())
+        assert {c["video"] for clips in selection.values() for c in clips}.isdisjoint(locked)
+        names = [p.name for p in (root / "det" / "images" / "train").iterdir()]
+        assert names and not any(v in n for n in names for v in locked)
+        pids = json.loads((root / "reid" / "pids.json").read_text())
+        assert {p["video"] for p in pids.values()}.isdisjoint(locked)
+
+
+def test_budgets_are_filled_exactly_and_nested(built):
+    tmp, report = built
+    assert report["stage1"]["sources"]["dancetrack"]["frames"] == 20
+    assert report["stage2"]["sources"]["bdd"]["frames"] == 30
+    assert report["stage3"]["sources"]["visdrone"]["frames"] == 24
+    sel1 = json.loads((tmp / "built" / "stage1" / "selection.json").read_text())
+    sel2 = json.loads((tmp / "built" / "stage2" / "selection.json").read_text())
+    frames = lambda sel, s: {(c["video"], c["start"] + i * c["stride"]) for c in sel[s] for i in range(c["length"])}  # noqa: E731
+    for source in ("dancetrack", "bdd"):
+        assert frames(sel1, source) <= frames(sel2, source)  # stage 2 = stage 1's clips plus more
+    n_images = len(list((tmp / "built" / "stage1" / "det" / "images" / "train").iterdir()))
+    assert n_images == 40
+
+
+def test_replay_draws_from_the_earlier_stage(built):
+    tmp, _ = built
+    sel2 = json.loads((tmp / "built" / "stage2" / "selection.json").read_text())
+    sel3 = json.loads((tmp / "built" / "stage3" / "selection.json").read_text())
+    stage2 = {(c["video"], c["start"]) for c in sel2["dancetrack"]}
+    assert sel3["dancetrack"] and {(c["video"], c["start"]) for c in sel3["dancetrack"]} <= stage2
+    assert sum(c["length"] for c in sel3["dancetrack"]) == 6
+
+
+def test_budget_above_pool_is_an_error_naming_source_and_count(raw, tmp_path):
+    # bdd pool: 4 unlocked videos x 12 frames = 48 frames (dancetrack: 3 x 12 = 36)
+    params = make_params(raw, tmp_path, budgets=(20, 500, 24))
+    with pytest.raises(DataError, match=r"stage2.data.bdd.frame_budget: frame budget 500 of source 'bdd' "
+                                        r"exceeds the 48 frames available"):
+        builder.build(params, tmp_path / "built", None)
+
+
+def test_allow_partial_takes_the_whole_pool_with_a_warning(raw, tmp_path, caplog):
+    params = make_params(raw, tmp_path, budgets=(20, 500, 24), allow_partial=True)
+    with caplog.at_level(logging.WARNING):
+        report = builder.build(params, tmp_path / "built", None)
+    assert report["stage2"]["sources"]["dancetrack"]["frames"] == 36
+    assert "exceeds the 36 frames available" in caplog.text
+
+
+def test_manifest_errors_name_the_video_and_both_splits(raw, tmp_path):
+    bad = {**LOCKED, "bdd": {"val": ["nope-video"], "test": []}}
+    with pytest.raises(LockError, match=r"manifest.json: sources.bdd.val: locked val video 'nope-video' does not exist"):
+        builder.build(make_params(raw, tmp_path, locked=bad), tmp_path / "built", None)
+    twice = {**LOCKED, "dancetrack": {"val": ["dancetrack0005"], "test": ["dancetrack0005"]}}
+    (tmp_path / "m.json").write_text(json.dumps({"sources": twice}))
+    with pytest.raises(LockError, match=r"m.json: sources.dancetrack: video 'dancetrack0005' is listed in both 'val' and 'test'"):
+        load_manifest(tmp_path / "m.json", make_params(raw, tmp_path))
+
+
+def test_val_lock_detects_a_changed_file(built, tmp_path):
+    tmp, report = built
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(tmp / "built" / "val", val)
+    assert verify_val_lock(val)["sha256"] == report["val"]["sha256"]
+    gt = next(val.glob("dancetrack/*/gt/gt.txt"))
+    gt.write_text(gt.read_text() + "1,99,1,1,5,5,1,1,1\n")
+    with pytest.raises(LockError, match="validation set changed"):
+        verify_val_lock(val)
+
+
+def test_exports_have_the_expected_layout(built):
+    tmp, _ = built
+    root = tmp / "built"
+    assert (root / "val" / "seqmaps" / "val.txt").read_text().split()[0] == "name"
+    assert (root / "stage1" / "det" / "data.yaml").read_text().count("person") == 1
+    assert list((root / "stage1" / "det" / "images" / "val").iterdir())
+    q = sorted(p.name for p in (root / "stage1" / "reid" / "query").iterdir())
+    g = sorted(p.name for p in (root / "stage1" / "reid" / "bounding_box_test").iterdir())
+    assert q and g and all("_c1s" in n for n in q) and all("_c2s" in n for n in g)
+    lines = (root / "stage1" / "assoc" / "manifest.jsonl").read_text().splitlines()
+    assert all((root / "stage1" / "assoc" / json.loads(x)["path"] / "gt" / "gt.txt").exists() for x in lines)
+
+
+def test_candidate_clips_and_fill():
+    clips = candidate_clips("s", {"b": 12, "a": 5}, clip_length=5, stride=1)
+    # a: 1-5; b: 1-5, 6-10, 11-12 (tail of 2)
+    assert [(c.video, c.start, c.length) for c in clips] == [("a", 1, 5), ("b", 1, 5), ("b", 6, 5), ("b", 11, 2)]
+    strided = candidate_clips("s", {"v": 10}, clip_length=3, stride=2)
+    assert [(c.start, c.frames()) for c in strided] == [(1, [1, 3, 5]), (7, [7, 9])]
+    filled = _fill(clips, 7)
+    assert [(c.video, c.length) for c in filled] == [("a", 5), ("b", 2)]
+
+
+def test_yolo_labels_hand_derived():
+    rows = empty_boxes(3)
+    rows["x"], rows["y"], rows["w"], rows["h"] = [10, -10, 0], [20, 0, 0], [20, 30, 5], [40, 10, 5]
+    rows["cls"] = [0, 1, IGNORE]
+    rows["vis"] = [1.0, 1.0, 1.0]
+    text = yolo_labels(rows, width=100, height=80, min_vis=0.3)
+    # person: centre (20, 40) / (100, 80), size (20, 40) / (100, 80); vehicle clipped to x 0..20, y 0..10
+    assert text.splitlines() == ["0 0.200000 0.500000 0.200000 0.500000", "1 0.100000 0.062500 0.200000 0.125000"]
+
+
+def test_clip_keeps_ids_and_renumbers_frames():
+    from stagetrack.data.sequence import Sequence
+
+    rows = empty_boxes(4)
+    rows["frame"], rows["id"] = [1, 3, 5, 6], [7, 7, 7, 8]
+    seq = Sequence("v", 10, 10, 6, boxes=rows, image_paths=[Path(f"{i}.jpg") for i in range(1, 7)])
+    sub = seq.clip(3, 2, stride=2)
+    assert sub.boxes["frame"].tolist() == [1, 2] and sub.boxes["id"].tolist() == [7, 7]
+    assert [p.name for p in sub.image_paths] == ["3.jpg", "5.jpg"]
+    with pytest.raises(ValueError):
+        seq.clip(5, 3)
+    assert np.all(Clip("s", "v", 3, 2, 2).frames() == [3, 5])
