@@ -1,4 +1,4 @@
-"""Typed params of the tracker (ByteTrack-style matching with a blended cost)."""
+"""Typed params of the tracker (ByteTrack-style two-round matching with a blended cost)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,51 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class LearnedAssocConfig:
+    """The learned association scorer mixed into the first-round cost (seed 000)."""
+
     enable: bool = False
-    weights: str | None = None
-    weight: float = 0.5
-    embed_dim: int | None = None
+    weights: str | None = None       # checkpoint of the scorer (required when enable)
+    weight: float = 0.5              # a in (1 - a) * classical + a * (1 - learned score)
+    embed_dim: int | None = None     # expected ReID width; None = take it from the checkpoint
+
+    def validate(self) -> tuple[str, str] | None:
+        if not 0.0 <= self.weight <= 1.0:
+            return "weight", f"must be in [0, 1], got {self.weight}"
+        if self.enable and not self.weights:
+            return "weights", "must be set when enable is true"
+        if self.embed_dim is not None and self.embed_dim < 1:
+            return "embed_dim", f"must be positive or null, got {self.embed_dim}"
+        return None
 
 
 @dataclass(frozen=True)
 class CostWeights:
+    """Weights of the classical cost terms; a term whose features are missing drops out."""
+
     iou: float = 1.0
-    reid: float = 0.0
-    hsv: float = 0.0
+    reid: float = 1.0
+    hsv: float = 0.5
+
+    def validate(self) -> tuple[str, str] | None:
+        for name in ("iou", "reid", "hsv"):
+            if getattr(self, name) < 0:
+                return name, f"must be >= 0, got {getattr(self, name)}"
+        return None
+
+
+@dataclass(frozen=True)
+class KalmanConfig:
+    """Noise of the constant-velocity Kalman filter, relative to the box's width/height."""
+
+    std_weight_position: float = 1.0 / 20
+    std_weight_velocity: float = 1.0 / 160
+    nsa: bool = False                # scale measurement noise by (1 - score) (NSA Kalman)
+
+    def validate(self) -> tuple[str, str] | None:
+        for name in ("std_weight_position", "std_weight_velocity"):
+            if getattr(self, name) <= 0:
+                return name, f"must be > 0, got {getattr(self, name)}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -31,7 +65,45 @@ class TrackerConfig:
     track_buffer: int = 30
     min_box_area: float = 4.0
     fuse_score: bool = True
+    iou_gate: float = 0.8
     reid_gate: float = 0.5
-    iou_gate: float = 0.0
+    motion_gate: float | None = None
+    duplicate_iou: float = 0.85
+    history: int = 8
+    emb_momentum: float = 0.9
+    hsv_momentum: float = 0.9
+    hsv_h_bins: int = 8
+    hsv_s_bins: int = 4
+    hsv_crop: float = 0.6
+    kalman: KalmanConfig = field(default_factory=KalmanConfig)
     costs: CostWeights = field(default_factory=CostWeights)
     assoc: LearnedAssocConfig = field(default_factory=LearnedAssocConfig)
+
+    def validate(self) -> tuple[str, str] | None:
+        unit = ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
+                "second_match_thresh", "unconfirmed_match_thresh", "duplicate_iou")
+        for name in unit:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                return name, f"must be in [0, 1], got {getattr(self, name)}"
+        if self.track_low_thresh > self.track_high_thresh:
+            return "track_low_thresh", (f"must be <= track_high_thresh ({self.track_high_thresh}), "
+                                        f"got {self.track_low_thresh}")
+        if self.track_buffer < 0:
+            return "track_buffer", f"must be >= 0, got {self.track_buffer}"
+        if self.iou_gate < 0:
+            return "iou_gate", f"must be >= 0, got {self.iou_gate}"
+        if self.reid_gate < 0:
+            return "reid_gate", f"must be >= 0, got {self.reid_gate}"
+        if self.motion_gate is not None and self.motion_gate <= 0:
+            return "motion_gate", f"must be > 0 or null, got {self.motion_gate}"
+        if self.history < 1:
+            return "history", f"must be >= 1, got {self.history}"
+        for name in ("emb_momentum", "hsv_momentum"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                return name, f"must be in [0, 1), got {getattr(self, name)}"
+        for name in ("hsv_h_bins", "hsv_s_bins"):
+            if not 1 <= getattr(self, name) <= 256:
+                return name, f"must be in [1, 256], got {getattr(self, name)}"
+        if not 0.0 < self.hsv_crop <= 1.0:
+            return "hsv_crop", f"must be in (0, 1], got {self.hsv_crop}"
+        return None
