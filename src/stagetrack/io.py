@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` if the block succeeds.
@@ -31,6 +35,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get normal permissions
     try:
         yield tmp_path
         _fsync(tmp_path)
