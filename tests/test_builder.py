@@ -211,3 +211,18 @@ def test_clip_keeps_ids_and_renumbers_frames():
     with pytest.raises(ValueError):
         seq.clip(5, 3)
     assert np.all(Clip("s", "v", 3, 2, 2).frames() == [3, 5])
+
+
+def test_inspect_reports_what_build_writes(raw, built, tmp_path):
+    from stagetrack.data.inspect import render
+
+    tmp, report = built
+    b = builder.Builder(make_params(raw, tmp), tmp_path / "unused", workers=1)
+    selection = b.plan()
+    for stage in ("stage1", "stage2", "stage3"):
+        stats = b.stats(selection[stage])
+        expected = {k: v for k, v in report[stage].items() if k != "reid_identities"}
+        assert stats == expected
+    assert not (tmp_path / "unused").exists()  # inspect writes nothing
+    table = render({"stage1": b.stats(selection["stage1"])})
+    assert "stage1   dancetrack" in table and "balance person" in table

@@ -19,6 +19,7 @@ samples, ``metrics/<stage>.json`` and dvclive curves under ``metrics/live/<stage
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shutil
@@ -127,7 +128,10 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     samples = log_assoc_samples(params, stage, stage_data / "assoc", extractor.from_boxes, out / "assoc_samples")
     acfg = params.stage_section(stage, "assoc")
     live = _live(live_root, "assoc")
-    engine_cfg = params.train
+    # the stage's ACCUMULATE_STEPS and LR_DROP (a step schedule) apply to this part too
+    engine_cfg = dataclasses.replace(params.train, accumulate_steps=cfg.accumulate_steps)
+    if cfg.lr_drop is not None:
+        engine_cfg = dataclasses.replace(engine_cfg, scheduler="step", lr_drop=cfg.lr_drop)
     assoc = train_assoc(
         out / "assoc_samples", out / "assoc.pt", cfg=acfg, engine_cfg=engine_cfg,
         lr=params.stage_lr(stage), epochs=acfg.epochs, batch_size=acfg.batch_size, val_split=acfg.val_split,

@@ -332,6 +332,28 @@ class SourceStats:
     boxes_vehicle: int = 0
     identities: int = 0
 
+    def add(self, seq: Sequence, clips: list[Clip]) -> None:
+        """Count one video's selected clips."""
+        frames = [f for c in clips for f in c.frames()]
+        rows = seq.boxes[np.isin(seq.boxes["frame"], frames)]
+        self.frames += len(frames)
+        self.clips += len(clips)
+        self.boxes_person += int((rows["cls"] == 0).sum())
+        self.boxes_vehicle += int((rows["cls"] == 1).sum())
+        self.identities += len(np.unique(rows["id"][rows["cls"] != IGNORE]))
+
+
+def summarize_stats(stats: dict[str, SourceStats]) -> dict:
+    """Per-source counts plus the totals and the person/vehicle box balance."""
+    total_p = sum(v.boxes_person for v in stats.values())
+    total_v = sum(v.boxes_vehicle for v in stats.values())
+    return {
+        "frames": sum(v.frames for v in stats.values()),
+        "sources": {s: asdict(v) for s, v in sorted(stats.items())},
+        "class_balance": {"person": round(total_p / max(1, total_p + total_v), 4),
+                          "vehicle": round(total_v / max(1, total_p + total_v), 4)},
+    }
+
 
 class Builder:
     """Builds every stage's data and the locked validation set from ``params``."""
@@ -359,7 +381,8 @@ class Builder:
         with ThreadPoolExecutor(self.workers) as pool:
             return list(tqdm(pool.map(fn, items), total=len(items), leave=False, disable=None))
 
-    def run(self) -> dict:
+    def plan(self) -> dict[str, dict[str, list[Clip]]]:
+        """Check the manifest against the sources and choose every stage's clips (no writes)."""
         pools: dict[str, list[Clip]] = {}
         for source in self._used_sources():
             videos = sources.list_videos(self.params.sources[source])
@@ -368,7 +391,20 @@ class Builder:
             lengths = {v: self._read(source, v).length for v in videos if v not in locked}
             pools[source] = candidate_clips(source, lengths, self.cfg.clip_length, self.cfg.clip_stride)
             log.info("%s: %d videos, %d locked, %d pool clips", source, len(videos), len(locked), len(pools[source]))
-        selection = select_clips(self.params, pools)
+        return select_clips(self.params, pools)
+
+    def stats(self, clips_by_source: dict[str, list[Clip]]) -> dict:
+        """Per-source frames, clips, boxes per class and identities of a stage's selection."""
+        stats = {s: SourceStats() for s in clips_by_source}
+        for source, clips in clips_by_source.items():
+            for video in sorted({c.video for c in clips}):
+                seq = self._read(source, video)
+                mine = [c for c in clips if c.video == video]
+                stats[source].add(seq, mine)
+        return summarize_stats(stats)
+
+    def run(self) -> dict:
+        selection = self.plan()
         if self.out.exists():
             shutil.rmtree(self.out)
         val_info = self.export_val()
@@ -476,14 +512,7 @@ class Builder:
         crop_jobs = []
         for source, seq, clips, plan, lines in results:
             manifest_lines.extend(lines)
-            st = stats[source]
-            frames = [f for c in clips for f in c.frames()]
-            rows = seq.boxes[np.isin(seq.boxes["frame"], frames)]
-            st.frames += len(frames)
-            st.clips += len(clips)
-            st.boxes_person += int((rows["cls"] == 0).sum())
-            st.boxes_vehicle += int((rows["cls"] == 1).sum())
-            st.identities += len(np.unique(rows["id"][rows["cls"] != IGNORE]))
+            stats[source].add(seq, clips)
             jobs = []
             for (cls, tid), fs in plan.items():
                 pid = table[(cls, source, seq.name, tid)]
@@ -502,18 +531,9 @@ class Builder:
                           "train: images/train\nval: images/val\nnames:\n  0: person\n  1: vehicle\n")
         atomic_write_text(assoc / "manifest.jsonl", "".join(json.dumps(x, sort_keys=True) + "\n" for x in manifest_lines))
         atomic_write_json(root / "selection.json", {s: [asdict(c) for c in cl] for s, cl in sorted(clips_by_source.items())})
-        out = {s: asdict(v) for s, v in sorted(stats.items())}
-        total_p = sum(v.boxes_person for v in stats.values())
-        total_v = sum(v.boxes_vehicle for v in stats.values())
-        summary = {
-            "frames": sum(v.frames for v in stats.values()),
-            "sources": out,
-            "class_balance": {"person": round(total_p / max(1, total_p + total_v), 4),
-                              "vehicle": round(total_v / max(1, total_p + total_v), 4)},
-            "reid_identities": len(pid_info),
-        }
+        summary = {**summarize_stats(stats), "reid_identities": len(pid_info)}
         log.info("%s: %d frames from %s; balance person %.2f / vehicle %.2f", stage, summary["frames"],
-                 ", ".join(f"{s} {v.frames}" for s, v in sorted(stats.items())),
+                 ", ".join(f"{s} {v['frames']}" for s, v in summary["sources"].items()),
                  summary["class_balance"]["person"], summary["class_balance"]["vehicle"])
         return summary
 

@@ -76,23 +76,23 @@ def score(gt: dict[str, list[Sequence]], preds: dict[str, np.ndarray]) -> dict:
 def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: StageModels, *,
                    results_dir: Path | None = None) -> dict:
     """Track the validation videos with one stage's models; classical and learned side by side."""
-    from ..assoc.scorer import LearnedScorer
+    from ..assoc.scorer import resolve_learned_assoc, scorer_from_config
     from ..detect.yolo import Detector
     from ..inference import observe, track
     from ..reid.features import ReidExtractor
 
-    det_cfg, tcfg = params.detector, params.tracker
+    det_cfg, device = params.detector, params.resolved_device()
     detector = Detector(models.detector, conf=det_cfg.conf, iou=det_cfg.iou, imgsz=det_cfg.imgsz,
-                        max_det=det_cfg.max_det, device=params.resolved_device())
-    extractor = ReidExtractor(models.reid, device=params.resolved_device())
-    weights = Path(tcfg.assoc.weights) if tcfg.assoc.weights else models.assoc
-    scorer = LearnedScorer.load(weights, expected_embed_dim=tcfg.assoc.embed_dim or extractor.feature_dim) \
-        if weights is not None else None
-    if scorer is not None and scorer.embed_dim != extractor.feature_dim:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"association checkpoint expects {scorer.embed_dim}-dim embeddings but the ReID "
-                          f"model gives {extractor.feature_dim}", file=weights)
+                        max_det=det_cfg.max_det, device=device)
+    extractor = ReidExtractor(models.reid, device=device)
+    # the seed's TRANSFORMER_ASSOC_* variables override params; weights default to the stage's own
+    acfg = resolve_learned_assoc(params.tracker.assoc)
+    if not acfg.weights and models.assoc is not None:
+        acfg = dataclasses.replace(acfg, weights=str(models.assoc))
+    tcfg = dataclasses.replace(params.tracker, assoc=acfg)
+    # always built when a checkpoint exists (for the side-by-side); `enable` picks the headline
+    scorer = scorer_from_config(dataclasses.replace(acfg, enable=True), extractor.feature_dim, device=device) \
+        if acfg.weights else None
     seqs = [s for group in val.values() for s in group]
     observations = [observe(s, detector, extractor.from_boxes, tcfg) for s in seqs]
     variants = {"classical": None}
@@ -106,7 +106,7 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
             for source, group in val.items():
                 for s in group:
                     mot.write_txt(results_dir / variant / source / f"{s.name}.txt", preds[s.name], "result")
-    report["headline"] = "learned" if (tcfg.assoc.enable and scorer is not None) else "classical"
+    report["headline"] = "learned" if (acfg.enable and scorer is not None) else "classical"
     return report
 
 

@@ -10,15 +10,13 @@ class LearnedAssocConfig:
     """The learned association scorer mixed into the first-round cost (seed 000)."""
 
     enable: bool = False
-    weights: str | None = None       # checkpoint of the scorer (required when enable)
+    weights: str | None = None       # checkpoint of the scorer; null = the stage's own assoc.pt (pipeline)
     weight: float = 0.5              # a in (1 - a) * classical + a * (1 - learned score)
     embed_dim: int | None = None     # expected ReID width; None = take it from the checkpoint
 
     def validate(self) -> tuple[str, str] | None:
         if not 0.0 <= self.weight <= 1.0:
             return "weight", f"must be in [0, 1], got {self.weight}"
-        if self.enable and not self.weights:
-            return "weights", "must be set when enable is true"
         if self.embed_dim is not None and self.embed_dim < 1:
             return "embed_dim", f"must be positive or null, got {self.embed_dim}"
         return None
