@@ -33,6 +33,9 @@ _ENV = {
     "DO_NOT_TRACK": "1",
     "HF_HUB_OFFLINE": "1",
     "GIT_TERMINAL_PROMPT": "0",
+    # OpenMP threads sleep instead of spinning while idle: measured 1.3x faster training on a
+    # quiet 2-core machine with 2 threads, and far less slowdown when other processes compete
+    "OMP_WAIT_POLICY": "PASSIVE",
 }
 
 _configured: Path | None = None

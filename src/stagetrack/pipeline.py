@@ -110,7 +110,7 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
         out_dir=out / "detector", init=(prev / "detector" / "best.pt") if prev else None,
         lr_scale=cfg.lr_scale, lr_backbone_scale=cfg.lr_backbone_scale, lr_drop=cfg.lr_drop,
         accumulate_steps=cfg.accumulate_steps, aug_max_size=cfg.aug_max_size,
-        aug_resize_scales=list(cfg.aug_resize_scales) or None, live=live, seed=params.seed,
+        aug_resize_scales=list(cfg.aug_resize_scales) or None, live=live, seed=params.seed, device=device,
     )
     live.end()
 

@@ -25,8 +25,7 @@ class AssocConfig:
     layers: int = 2
     track_layers: int = 1
     dropout: float = 0.1
-    # training
-    lr: float = 1e-4
+    # training (the learning rate is the top-level `lr` times the stage's lr_scale)
     epochs: int = 6
     batch_size: int = 64
     val_split: float = 0.1
@@ -55,8 +54,6 @@ class AssocConfig:
             return "heads", f"must divide d_model={self.d_model}, got {self.heads}"
         if not 0.0 < self.val_split < 1.0:
             return "val_split", f"must be in (0, 1), got {self.val_split}"
-        if self.lr <= 0:
-            return "lr", f"must be > 0, got {self.lr}"
         for name in ("dropout", "aug_drop", "det_drop"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 return name, f"must be in [0, 1], got {getattr(self, name)}"

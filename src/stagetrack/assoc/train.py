@@ -163,7 +163,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, help=".pt checkpoint to write (required unless --inspect)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: params assoc.epochs)")
     parser.add_argument("--batch-size", type=int, help="samples per batch (default: params assoc.batch_size)")
-    parser.add_argument("--lr", type=float, help="learning rate (default: params assoc.lr)")
+    parser.add_argument("--lr", type=float, help="learning rate (default: params top-level lr, else 1e-4)")
     parser.add_argument("--val-split", type=float,
                         help="fraction of samples reserved for validation (default: params assoc.val_split, 0.1)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: params train.device (auto)")
@@ -181,15 +181,19 @@ def run(args: argparse.Namespace) -> int:
         from ..config import load_params
 
         params = load_params(args.params)
-        cfg, engine_cfg, source = params.assoc, params.train, str(args.params)
+        cfg, engine_cfg, source, lr = params.assoc, params.train, str(args.params), params.lr
     else:
-        cfg, engine_cfg, source = AssocConfig(), EngineConfig(), None
-    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "val_split": args.val_split}
+        cfg, engine_cfg, source, lr = AssocConfig(), EngineConfig(), None, 1e-4
+    if args.lr is not None:
+        if not args.lr > 0:
+            raise ConfigError(f"must be > 0, got {args.lr}", field="--lr")
+        lr = args.lr
+    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "val_split": args.val_split}
     overrides = {k: v for k, v in flags.items() if v is not None}
     if overrides:  # validated like params, so --val-split 1.5 names the field and the rule
         cfg = configtypes.build(AssocConfig, {**configtypes.to_dict(cfg), **overrides}, key="assoc",
                                 file=f"{source or 'defaults'} + command line")
-    summary = train_assoc(args.data, args.output, cfg=cfg, engine_cfg=engine_cfg, lr=cfg.lr, epochs=cfg.epochs,
+    summary = train_assoc(args.data, args.output, cfg=cfg, engine_cfg=engine_cfg, lr=lr, epochs=cfg.epochs,
                           batch_size=cfg.batch_size, val_split=cfg.val_split, device=args.device or engine_cfg.device)
     print(dumps_json(summary), end="")
     return 0

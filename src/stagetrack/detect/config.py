@@ -1,4 +1,27 @@
-"""Typed params of the detector (ultralytics YOLO); names follow ultralytics' train args."""
+"""Typed params of the detector (ultralytics YOLO); names follow ultralytics' train args.
+
+Every field from ``epochs`` to ``copy_paste`` (the seed guide's "advanced training options")
+plus ``close_mosaic``, ``warmup_bias_lr``, ``amp`` and ``deterministic`` is passed to
+ultralytics' trainer under the same name (see ``stagetrack.detect.yolo.resolve_train_args``).
+
+The seed plan's per-stage keys live in ``StageConfig`` and reach the trainer as follows:
+
+* ``lr_scale`` (LR): multiplies ``lr0``; with ``optimizer: auto`` it multiplies the learning rate
+  ultralytics picks itself.
+* ``lr_backbone_scale`` (LR_BACKBONE): the layers of the model yaml's ``backbone:`` section
+  train at ``lr * lr_backbone_scale`` (their optimizer param groups are split off and scaled);
+  ``0`` freezes them (ultralytics ``freeze``), ``1`` changes nothing.
+* ``lr_drop`` (LR_DROP): DETR-style step schedule: the learning rate is constant until that
+  epoch (0-based) and multiplied by ``lr_drop_gamma`` from then on, replacing the linear decay
+  to ``lrf``. ``None`` keeps ultralytics' linear schedule.
+* ``accumulate_steps`` (ACCUMULATE_STEPS): ultralytics accumulates gradients up to a nominal
+  batch ``nbs``; ``nbs = batch * accumulate_steps`` makes it step every ``accumulate_steps``
+  batches (and keeps ``weight_decay`` unscaled).
+* ``aug_max_size`` (AUG_MAX_SIZE): caps ``imgsz`` (training, validation) and every resize scale.
+* ``aug_resize_scales`` (AUG_RESIZE_SCALES): multi-scale training: each batch is resized to a
+  size drawn from this list (rounded to the model stride, capped by ``aug_max_size``), as
+  ultralytics' ``multi_scale`` does with a random size; empty = single scale.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +31,25 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    model: str = "yolo11n.yaml"
+    # model: a yaml (ultralytics' own, e.g. yolo11n.yaml, or one in stagetrack/detect/models/,
+    # e.g. yolo11-pico.yaml) trained from scratch, unless `weights` names a local .pt file
+    model: str = "yolo11-pico.yaml"
     weights: str | None = None
-    epochs: int = 10
-    batch: int = 16
+    epochs: int = 12
+    batch: int = 8
     imgsz: int = 320
     patience: int = 100
     save_period: int = -1
     cache: bool = False
     workers: int = 0
-    optimizer: Literal["auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp"] = "auto"
+    optimizer: Literal["auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp"] = "AdamW"
     lr0: float = 0.01
-    lrf: float = 0.01
+    lrf: float = 0.1
     momentum: float = 0.937
     weight_decay: float = 0.0005
     warmup_epochs: float = 1.0
     warmup_momentum: float = 0.8
+    warmup_bias_lr: float = 0.0
     box: float = 7.5
     cls: float = 0.5
     dfl: float = 1.5
@@ -41,9 +67,10 @@ class DetectorConfig:
     mixup: float = 0.0
     copy_paste: float = 0.0
     close_mosaic: int = 0
-    conf: float = 0.1
-    iou: float = 0.7
-    max_det: int = 300
-    amp: bool = False
-    seed: int = 0
+    lr_drop_gamma: float = 0.1   # lr factor from a stage's lr_drop epoch on
+    conf: float = 0.1            # inference (Detector): score threshold
+    iou: float = 0.7             # NMS IoU threshold (inference and validation)
+    max_det: int = 300           # inference: boxes per image
+    amp: bool = False            # CUDA only, and only if ultralytics' AMP-check weights are local
     deterministic: bool = True
+    threads: int = 0             # torch CPU threads for train/val/inference; 0 = every core

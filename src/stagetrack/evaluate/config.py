@@ -10,9 +10,6 @@ from ..data.sequence import CLASSES
 
 @dataclass(frozen=True)
 class EvalConfig:
-    det_conf: float = 0.1
-    stages: tuple[str, ...] = ("stage1", "stage2", "stage3")
-    compare_learned: bool = True
     # classes scored by stagetrack.evaluate.metrics.evaluate (subset of person, vehicle)
     classes: tuple[str, ...] = ("person", "vehicle")
     # which boxes are scored: see stagetrack.evaluate.preprocess

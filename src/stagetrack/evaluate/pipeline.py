@@ -24,6 +24,7 @@ from ..data.builder import verify_val_lock
 from ..data.sequence import Sequence
 from ..errors import CheckpointError
 from ..io import atomic_write_json
+from .config import EvalConfig
 from .metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,13 @@ def _headline(metrics: dict) -> dict:
     return {k: metrics[k] for k in HEADLINE if k in metrics}
 
 
-def score(gt: dict[str, list[Sequence]], preds: dict[str, np.ndarray]) -> dict:
+def score(gt: dict[str, list[Sequence]], preds: dict[str, np.ndarray], cfg: EvalConfig) -> dict:
     """Per domain and pooled ('all'): per-class and combined headline metrics."""
     out = {}
     domains = {**gt, "all": [s for seqs in gt.values() for s in seqs]}
     for domain, seqs in domains.items():
-        result = evaluate([(s, preds[s.name]) for s in seqs])
+        result = evaluate([(s, preds[s.name]) for s in seqs], classes=cfg.classes, preprocess=cfg.preprocess,
+                          ignore_coverage=cfg.ignore_coverage)
         out[domain] = {cls: _headline(m) for cls, m in result["per_class"].items()}
         out[domain]["combined"] = _headline(result["combined"])
     return out
@@ -82,7 +84,8 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
     from ..reid.features import ReidExtractor
 
     det_cfg, device = params.detector, params.resolved_device()
-    detector = Detector(models.detector, conf=det_cfg.conf, iou=det_cfg.iou, imgsz=det_cfg.imgsz,
+    # imgsz=None: infer at the size this stage's detector was trained at (aug_max_size may cap it)
+    detector = Detector(models.detector, conf=det_cfg.conf, iou=det_cfg.iou, imgsz=None,
                         max_det=det_cfg.max_det, device=device)
     extractor = ReidExtractor(models.reid, device=device)
     # the seed's TRANSFORMER_ASSOC_* variables override params; weights default to the stage's own
@@ -101,7 +104,7 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
     report: dict = {"assoc_weight": tcfg.assoc.weight}
     for variant, sc in variants.items():
         preds = {obs.name: track(obs, tcfg, scorer=sc) for obs in observations}
-        report[variant] = score(val, preds)
+        report[variant] = score(val, preds, params.eval)
         if results_dir is not None:
             for source, group in val.items():
                 for s in group:
