@@ -273,3 +273,13 @@ def test_summarize_per_class():
     assert out["vehicle/precision"] == 0.5 and out["vehicle/mAP50-95"] == 0.2
     assert out["person/mAP50"] == 0.0 and out["mAP50"] == 0.4
     assert not any(math.isnan(v) for v in out.values())
+
+
+def test_relative_data_yaml_resolves_against_its_own_folder(data_yaml, monkeypatch):
+    # DVC stages pass paths relative to the repo root (data/built/stage1/det/data.yaml)
+    from stagetrack.detect.dataset import read_data_yaml
+
+    monkeypatch.chdir(data_yaml.parent.parent)
+    rel = Path(data_yaml.parent.name) / data_yaml.name
+    splits = read_data_yaml(rel)
+    assert splits["train"] == (data_yaml.parent / "images" / "train").resolve()

@@ -45,13 +45,15 @@ def det_dir(tmp_path):
 @pytest.fixture
 def hsv_calls(monkeypatch):
     calls = []
-    real = track_cli.hsv_histogram
+    import stagetrack.inference as inference
+
+    real = inference.hsv_histogram
 
     def spy(image, boxes, bins, crop):
         calls.append((image.shape, len(boxes)))
         return real(image, boxes, bins, crop)
 
-    monkeypatch.setattr(track_cli, "hsv_histogram", spy)
+    monkeypatch.setattr(inference, "hsv_histogram", spy)
     return calls
 
 

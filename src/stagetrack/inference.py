@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .data.sequence import IGNORE, Sequence, empty_boxes, tlwh
+from .data.sequence import IGNORE, Sequence, empty_boxes, tlbr, tlwh
 from .track.config import TrackerConfig
 from .track.costs import hsv_histogram
 from .track.tracker import Detections, Tracker
@@ -70,21 +70,60 @@ def observe(seq: Sequence, detect: DetectFn, embed: Embedder | None, cfg: Tracke
     return Observations(seq.name, (seq.width, seq.height), seq.fps, frames)
 
 
+def observations_from_boxes(seq: Sequence, frames: list[np.ndarray], embed: Embedder | None, cfg: TrackerConfig,
+                            *, images: bool = True, gt_ids: list[np.ndarray] | None = None) -> Observations:
+    """Detections given as ANN_DTYPE rows per frame (public detections, noisy ground truth).
+
+    With ``images`` the frames are read for HSV histograms and, given ``embed``, ReID features;
+    without, the tracker works on motion and IoU alone. ``gt_ids`` (per frame) label detections
+    with ground-truth identities for the association sample logger.
+    """
+    out = []
+    for i, rows in enumerate(frames):
+        boxes = tlwh(rows)
+        if images:
+            emb, hsv = _features(_read(seq.image(i + 1)) if len(rows) else None, boxes, embed, cfg)
+        else:
+            emb, hsv = None, None
+        out.append(Detections(boxes, rows["conf"], rows["cls"], emb=emb, hsv=hsv,
+                              gt_id=gt_ids[i] if gt_ids is not None else None))
+    return Observations(seq.name, (seq.width, seq.height), seq.fps, out)
+
+
 def gt_observations(seq: Sequence, embed: Embedder | None, cfg: TrackerConfig, rng: np.random.Generator,
                     jitter: float = 0.05, drop: float = 0.1, min_vis: float = 0.2) -> Observations:
     """Detections made from ground truth: jittered by ``jitter`` x box size, ``drop`` missed."""
-    frames = []
-    for f, rows in seq.iter_frames():
+    frames, ids = [], []
+    for _, rows in seq.iter_frames():
         rows = rows[(rows["cls"] != IGNORE) & (rows["vis"] >= min_vis)]
-        rows = rows[rng.random(len(rows)) >= drop]
-        boxes = tlwh(rows)
-        if len(boxes):
-            boxes[:, :2] += rng.normal(0, jitter, (len(boxes), 2)) * boxes[:, 2:]
-            boxes[:, 2:] *= np.exp(rng.normal(0, jitter, (len(boxes), 2)))
-        score = np.clip(rng.normal(0.85, 0.1, len(rows)), 0.3, 1.0)
-        emb, hsv = _features(_read(seq.image(f)) if len(rows) else None, boxes, embed, cfg)
-        frames.append(Detections(boxes, score, rows["cls"], emb=emb, hsv=hsv, gt_id=rows["id"]))
-    return Observations(seq.name, (seq.width, seq.height), seq.fps, frames)
+        rows = rows[rng.random(len(rows)) >= drop].copy()
+        if len(rows):
+            wh = tlwh(rows)[:, 2:]
+            rows["x"] += rng.normal(0, jitter, len(rows)) * wh[:, 0]
+            rows["y"] += rng.normal(0, jitter, len(rows)) * wh[:, 1]
+            rows["w"] *= np.exp(rng.normal(0, jitter, len(rows)))
+            rows["h"] *= np.exp(rng.normal(0, jitter, len(rows)))
+        rows["conf"] = np.clip(rng.normal(0.85, 0.1, len(rows)), 0.3, 1.0)
+        frames.append(rows)
+        ids.append(rows["id"].astype(np.int64))
+    return observations_from_boxes(seq, frames, embed, cfg, gt_ids=ids)
+
+
+def match_gt_ids(dets: np.ndarray, gt: np.ndarray, min_iou: float = 0.5) -> np.ndarray:
+    """Ground-truth id of each detection (same class, Hungarian on IoU >= ``min_iou``), else -1."""
+    from .track.costs import iou_distance
+    from .track.matching import linear_assignment
+
+    out = np.full(len(dets), -1, np.int64)
+    gt = gt[gt["cls"] != IGNORE]
+    if not len(dets) or not len(gt):
+        return out
+    cost = iou_distance(tlbr(dets), tlbr(gt))
+    cost[dets["cls"][:, None] != gt["cls"][None, :]] = np.inf
+    matches, _, _ = linear_assignment(cost, 1.0 - min_iou)
+    for d, g in matches:
+        out[d] = gt["id"][g]
+    return out
 
 
 def track(obs: Observations, cfg: TrackerConfig, scorer=None, logger=None) -> np.ndarray:

@@ -77,7 +77,7 @@ def log_assoc_samples(params: Params, stage: str, clips_dir: Path, embed, out_di
             dims = [d.emb.shape[1] for d in obs.frames if d.emb is not None]
             embed_dim = dims[0] if dims else 0
             logger = AssocLogger(out_dir, embed_dim=embed_dim, history=acfg.history,
-                                 max_candidates=acfg.max_candidates)
+                                 max_candidates=acfg.max_candidates, shard_size=acfg.shard_size)
         track(obs, tcfg, logger=logger)
     if logger is None:
         raise ConfigError(f"stage {stage} has no association training clips", field=f"{stage}.data")

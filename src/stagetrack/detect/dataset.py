@@ -27,7 +27,7 @@ def read_data_yaml(data_yaml: Path) -> dict[str, Path]:
 
     Returns the absolute image folder of each split.
     """
-    data_yaml = Path(data_yaml)
+    data_yaml = Path(data_yaml).resolve()
     if not data_yaml.is_file():
         raise DataError("data yaml not found", file=data_yaml)
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..data import mot
-from ..data.sequence import IGNORE, Sequence, empty_boxes, tlwh
+from ..data.sequence import IGNORE, Sequence
 from ..errors import DataError
+from ..assoc.config import AssocConfig
 from .config import TrackerConfig
-from .costs import hsv_histogram
-from .tracker import Detections, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="device for ReID and the learned scorer (default: params `device`)")
 
 
-def load_tracker_params(path: Path | None) -> tuple[TrackerConfig, str]:
-    """The ``tracker`` section of ``path`` (or of ./params.yaml, or the defaults) and the device."""
+def load_tracker_params(path: Path | None) -> tuple[TrackerConfig, AssocConfig, str]:
+    """The ``tracker`` and ``assoc`` sections of ``path`` (or ./params.yaml, or defaults), and the device."""
     from ..config import load_params
 
     if path is None and not Path(DEFAULT_PARAMS).is_file():
         log.info("no %s here: using the built-in tracker defaults", DEFAULT_PARAMS)
-        return TrackerConfig(), "auto"
+        return TrackerConfig(), AssocConfig(), "auto"
     params = load_params(path or DEFAULT_PARAMS)
-    return params.tracker, params.device
+    return params.tracker, params.assoc, params.device
 
 
 def _resolve_device(name: str) -> str:
@@ -67,22 +67,16 @@ def _resolve_device(name: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _read_image(path: Path) -> np.ndarray:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError("unreadable image", file=path)
-    return image
-
-
-def track_sequence(seq: Sequence, cfg: TrackerConfig, *, embedder: Any = None, scorer: Any = None) -> np.ndarray:
+def track_sequence(seq: Sequence, cfg: TrackerConfig, *, embedder: Any = None, scorer: Any = None,
+                   logger: Any = None, gt: Sequence | None = None) -> np.ndarray:
     """Track ``seq``'s boxes as detections; returns the ANN_DTYPE result rows of every frame.
 
-    Frames are read only when the sequence has images and an appearance cue needs them: HSV
-    (weight > 0) or ``embedder``, an ``(image BGR, tlwh (M, 4)) -> (M, D)`` unit-vector function.
+    Frames are read only when the sequence has an image for every frame (HSV histograms, and
+    ReID features given ``embedder``, an ``(image BGR, tlwh (M, 4)) -> (M, D)`` unit-vector
+    function). With a sample ``logger``, ``gt`` labels each detection with the identity of the
+    ground-truth box it overlaps (IoU >= 0.5, same class).
     """
-    from tqdm import tqdm
+    from ..inference import match_gt_ids, observations_from_boxes, track
 
     images = len(seq.image_paths) >= seq.length
     if seq.image_paths and not images:
@@ -91,30 +85,16 @@ def track_sequence(seq: Sequence, cfg: TrackerConfig, *, embedder: Any = None, s
     if embedder is not None and not images:
         raise DataError("ReID weights were given but the sequence has no images for every frame",
                         file=f"{seq.name}/img1", hint="add the images or drop --reid-weights")
-    need_hsv = images and cfg.costs.hsv > 0
-    bins = (cfg.hsv_h_bins, cfg.hsv_s_bins)
-    tracker = Tracker(cfg, scorer=scorer, frame_rate=seq.fps)
-    out = []
-    for frame, rows in tqdm(seq.iter_frames(), total=seq.length, desc=seq.name, unit="frame",
-                            leave=False, disable=None):
-        rows = rows[rows["cls"] != IGNORE]
-        boxes = tlwh(rows)
-        emb = hsv = None
-        if len(rows) and (need_hsv or embedder is not None):
-            image = _read_image(seq.image(frame))
-            if need_hsv:
-                hsv = hsv_histogram(image, boxes, bins, cfg.hsv_crop)
-            if embedder is not None:
-                emb = embedder(image, boxes)
-        result = tracker.update(Detections(boxes, rows["conf"], rows["cls"], emb=emb, hsv=hsv),
-                                (seq.width, seq.height))
-        result["frame"] = frame
-        out.append(result)
-    return np.concatenate(out) if out else empty_boxes()
+    frames = [rows[rows["cls"] != IGNORE] for _, rows in seq.iter_frames()]
+    gt_ids = [match_gt_ids(rows, gt.frame_boxes(f)) for f, rows in enumerate(frames, 1)] if gt else None
+    # read frames only when a cue needs them: HSV (weight > 0), ReID, or the learned scorer
+    needed = images and (cfg.costs.hsv > 0 or embedder is not None or scorer is not None)
+    obs = observations_from_boxes(seq, frames, embedder, cfg, images=needed, gt_ids=gt_ids)
+    return track(obs, cfg, scorer=scorer, logger=logger)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg, device = load_tracker_params(args.params)
+    cfg, assoc_cfg, device = load_tracker_params(args.params)
     device = _resolve_device(args.device or device)
     seq_dirs = mot.list_sequences(args.det_dir)
     if not seq_dirs:
@@ -130,18 +110,34 @@ def run(args: argparse.Namespace) -> int:
     from ..assoc.scorer import resolve_learned_assoc, scorer_from_config
 
     cfg = dataclasses.replace(cfg, assoc=resolve_learned_assoc(cfg.assoc))
+    if cfg.assoc.enable and not cfg.assoc.weights and "TRANSFORMER_ASSOC_ENABLE" not in os.environ:
+        # in params, `weights: null` means "each pipeline stage's own model": nothing to load here
+        log.warning("tracker.assoc.enable is set but tracker.assoc.weights is null (a pipeline stage's own "
+                    "model); tracking with classical costs. Set TRANSFORMER_ASSOC_WEIGHTS to blend one in.")
+        cfg = dataclasses.replace(cfg, assoc=dataclasses.replace(cfg.assoc, enable=False))
     scorer = scorer_from_config(cfg.assoc, reid_dim, device=device)
 
+    # seed 000: log association samples while tracking (TRANSFORMER_LOG_* or assoc.log_*)
+    from ..assoc.logger import logger_from_env_or_params
+
+    logger = logger_from_env_or_params(assoc_cfg, reid_dim=reid_dim)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for seq_dir in seq_dirs:
         seq = mot.read_sequence(seq_dir, ann="det")
+        gt = None
+        if logger is not None:
+            if not (seq_dir / "gt" / "gt.txt").is_file():
+                raise DataError("sample logging needs ground truth to label detections", file=seq_dir / "gt" / "gt.txt")
+            gt = mot.read_sequence(seq_dir, ann="gt")
         start = time.perf_counter()
-        rows = track_sequence(seq, cfg, embedder=embedder, scorer=scorer)
+        rows = track_sequence(seq, cfg, embedder=embedder, scorer=scorer, logger=logger, gt=gt)
         seconds = time.perf_counter() - start
         out = args.out_dir / f"{seq_dir.name}.txt"
         mot.write_txt(out, rows, kind="result")
         log.info("%s: %d frames, %d tracks, %d boxes in %.1f s (%.0f fps) -> %s", seq_dir.name, seq.length,
                  len(np.unique(rows["id"])), len(rows), seconds, seq.length / max(seconds, 1e-9), out)
+    if logger is not None:
+        logger.close()
     cues = "motion+IoU" + (", HSV" if cfg.costs.hsv > 0 else "") + (", ReID" if embedder else "") + \
         (", learned" if scorer else "")
     print(f"tracked {len(seq_dirs)} sequence(s) ({cues}; HSV only where images exist) -> {args.out_dir}")
