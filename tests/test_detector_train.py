@@ -108,13 +108,17 @@ def test_per_class_metrics(trained):
     assert list(result.metrics) == metric_keys()
     assert {"person/mAP50", "vehicle/recall", "mAP50-95"} <= set(result.metrics)
     assert all(0.0 <= v <= 1.0 for v in result.metrics.values())
+    # the PR curve of the same validation: one recall column plus a column per class present
+    assert result.pr_curve and {"recall"} < set(result.pr_curve[0]) <= {"recall", "person", "vehicle"}
+    assert all(0.0 <= row["recall"] <= 1.0 for row in result.pr_curve)
 
 
 def test_dvclive_receives_epoch_metrics(trained):
     _, out, _ = trained
     summary = json.loads((out / "live" / "metrics.json").read_text())
     detector = summary["detector"]
-    assert set(detector["train"]) == {"box_loss", "cls_loss", "dfl_loss"}
+    assert set(detector["train"]) == {"box_loss", "cls_loss", "dfl_loss", "grad_norm", "grad_norm_max"}
+    assert 0 < detector["train"]["grad_norm"] <= detector["train"]["grad_norm_max"]
     assert {"mAP50", "mAP50-95", "precision", "recall"} <= set(detector["val"])
     assert "pg0" in detector["lr"]
     assert summary["step"] == 0  # one epoch logged, then next_step() -> step 0 was written

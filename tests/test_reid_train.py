@@ -86,7 +86,9 @@ def test_training_easy_case(stage1):
     assert len(losses) == 3 and losses[2] < losses[0], losses
     # per epoch: losses, lr and (eval_freq=1) metrics, then one step
     assert {(step, name) for step, name, _ in live.rows} >= {
-        (e, f"reid/{k}") for e in range(3) for k in ("train/loss", "train/loss_t", "train/loss_x", "lr", "rank1", "mAP")}
+        (e, f"reid/{k}") for e in range(3) for k in ("train/loss", "train/loss_t", "train/loss_x", "train/grad_norm", "lr",
+                                                  "rank1", "mAP")}
+    assert all(row["train/grad_norm"] > 0 for row in result.history)
     assert live.step == 3
     # the saved file reproduces the metrics through the public evaluation, and loads weights_only
     again = evaluate_reid(result.weights, data, ReidConfig(**TINY))

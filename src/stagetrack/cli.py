@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-assoc": ("stagetrack.assoc.train", "train the association transformer from logged samples"),
     "track": ("stagetrack.track.cli", "track MOTChallenge sequences (public detections or a detector)"),
     "eval": ("stagetrack.evaluate.cli", "HOTA/IDF1/MOTA of result files against MOTChallenge ground truth"),
+    "plan": ("stagetrack.plan", "the seed plan's time/cost table from measured stage timings"),
     "evaluate-stages": ("stagetrack.evaluate.pipeline", "track the locked validation videos with the final models; metrics/eval.json"),
 }
 

@@ -22,7 +22,7 @@ from .detect.config import DetectorConfig
 from .errors import ConfigError
 from .evaluate.config import EvalConfig
 from .reid.config import ReidConfig
-from .stageconfig import StageConfig
+from .stageconfig import PlanConfig, StageConfig
 from .track.config import TrackerConfig
 from .train.config import EngineConfig
 
@@ -48,6 +48,7 @@ class Params:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     train: EngineConfig = field(default_factory=EngineConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
 
     # where the params came from, for error messages of per-stage overrides
     _file: str | None = field(default=None, init=False, repr=False, compare=False)

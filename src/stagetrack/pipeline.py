@@ -23,6 +23,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,7 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     from .evaluate.pipeline import StageModels, evaluate_stage, load_val
     from .reid.features import ReidExtractor
     from .reid.train import train_reid
+    from .reid.evaluate import cmc_rows
 
     cfg = params.stage(stage)
     verify_val_lock(data / "val")
@@ -103,6 +105,15 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     device = params.resolved_device()
     log.info("%s: %s", stage, cfg.description or "training")
 
+    timing: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(part: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timing[f"{part}_s"] = round(now - clock, 2)
+        clock = now
+
     # 1. detector
     live = _live(live_root, "detector")
     det = train_detector(
@@ -113,6 +124,7 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
         aug_resize_scales=list(cfg.aug_resize_scales) or None, live=live, seed=params.seed, device=device,
     )
     live.end()
+    lap("detector")
 
     # 2. ReID
     live = _live(live_root, "reid")
@@ -122,6 +134,7 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
         seed=params.seed, device=device,
     )
     live.end()
+    lap("reid")
 
     # 3. association: log samples while tracking the training clips, then train
     extractor = ReidExtractor(reid.weights, device=device)
@@ -138,19 +151,27 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
         device=device, live=live, init_from=(prev / "assoc.pt") if prev and (prev / "assoc.pt").exists() else None,
     )
     live.end()
+    lap("assoc")
 
     # 4. validation on the locked videos
     val = evaluate_stage(params, load_val(data / "val"), StageModels.find(out))
+    lap("val")
+    selection = json.loads((stage_data / "selection.json").read_text())
+    frames = sum(c["length"] for clips in selection.values() for c in clips)
     metrics = {
         "detector": det.metrics,
         "reid": reid.metrics,
         "assoc": {**assoc, **{f"samples_{k}": v for k, v in samples.items()}},
         "val": val[val["headline"]],
         "val_classical": {d: m["combined"] for d, m in val["classical"].items()},
+        "timing": {**timing, "train_frames": frames, "device": device},
     }
     if "learned" in val:
         metrics["val_learned"] = {d: m["combined"] for d, m in val["learned"].items()}
     atomic_write_json(metrics_dir / f"{stage}.json", metrics)
+    atomic_write_json(live_root / "curves" / "detector_pr.json", det.pr_curve)
+    atomic_write_json(live_root / "curves" / "reid_cmc.json",
+                      cmc_rows(reid.metrics, params.stage_section(stage, "reid").ranks))
     allv = metrics["val"]["all"]["combined"]
     log.info("%s done: val HOTA %.1f IDF1 %.1f (%s association)", stage, allv["HOTA"], allv["IDF1"], val["headline"])
     return metrics

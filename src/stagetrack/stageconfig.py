@@ -29,3 +29,12 @@ class StageConfig:
     detector: dict[str, Any] = field(default_factory=dict)
     reid: dict[str, Any] = field(default_factory=dict)
     assoc: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """The cost planner's projection (``stagetrack plan``)."""
+
+    frame_scale: float = 50.0      # projected frames = this stage's frame budget x frame_scale
+    epochs: int = 10               # projected epochs per stage
+    price_per_hour: float = 1.212  # machine price (seed plan: g5.2xlarge on demand)

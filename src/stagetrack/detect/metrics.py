@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
 from ..data.sequence import CLASSES
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,23 @@ METRICS: tuple[str, ...] = ("precision", "recall", "mAP50", "mAP50-95")
 def metric_keys() -> list[str]:
     """Every key :func:`summarize` returns, overall first."""
     return [*METRICS, *(f"{c}/{m}" for c in CLASSES for m in METRICS)]
+
+
+def pr_curve(det_metrics: Any, points: int = 50) -> list[dict[str, float]]:
+    """The precision-recall curve at IoU 0.5, one row per recall point, a column per class.
+
+    ultralytics samples every class on the same 1000 recall points (``box.px``; precision in
+    ``box.prec_values``, rows in ``ap_class_index`` order); every ``1000 // points``-th is kept.
+    A class absent from the validation set has no column.
+    """
+    box = det_metrics.box
+    px, prec = np.asarray(box.px), np.asarray(box.prec_values)
+    if prec.ndim != 2 or not len(px):
+        return []
+    take = np.arange(0, len(px), max(1, len(px) // points))
+    names = [CLASSES[int(c)] for c in box.ap_class_index]
+    return [{"recall": round(float(px[j]), 4), **{n: round(float(prec[i, j]), 4) for i, n in enumerate(names)}}
+            for j in take]
 
 
 def summarize(det_metrics: Any) -> dict[str, float]:

@@ -67,6 +67,7 @@ class StageTrainer(DetectionTrainer):
                  _callbacks: dict[str, list[Callable]] | None = None) -> None:
         self.options = options
         self.in_final_eval = False
+        self.grad_norms: list[float] = []
         super().__init__(overrides=overrides, _callbacks=_callbacks)
 
     def build_optimizer(self, model: nn.Module, name: str = "auto", lr: float = 0.001,
@@ -81,6 +82,24 @@ class StageTrainer(DetectionTrainer):
             split_backbone_groups(optimizer, unwrap_model(model), self.options.backbone_layers,
                                   self.options.lr_backbone_scale)
         return optimizer
+
+    def optimizer_step(self) -> None:
+        """ultralytics' step (unscale, clip at 10, step, EMA), keeping the pre-clip gradient norm."""
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=10.0)
+        self.grad_norms.append(float(norm))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad()
+        if self.ema:
+            self.ema.update(self.model)
+
+    def take_grad_norms(self) -> dict[str, float]:
+        """Mean and max gradient norm since the last call (one epoch); resets."""
+        norms, self.grad_norms = self.grad_norms, []
+        if not norms:
+            return {}
+        return {"train/grad_norm": sum(norms) / len(norms), "train/grad_norm_max": max(norms)}
 
     def _setup_scheduler(self) -> None:
         if self.options.lr_drop is None:
@@ -165,7 +184,7 @@ def live_callback(live: Any) -> Callable[[StageTrainer], None]:
     def log_epoch(trainer: StageTrainer) -> None:
         if trainer.in_final_eval:
             return
-        for name, value in epoch_metrics(trainer).items():
+        for name, value in {**epoch_metrics(trainer), **trainer.take_grad_norms()}.items():
             live.log_metric(f"{LIVE_PREFIX}/{name}", value)
         live.next_step()
 

@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from ..errors import CheckpointError, ConfigError
 from ..io import atomic_path
 from .config import DetectorConfig
 from .dataset import mirror_dataset
-from .metrics import summarize
+from .metrics import pr_curve, summarize
 from .trainer import StageOptions, StageTrainer, live_callback, thread_callback
 
 offline.configure_ultralytics()  # trainer.py did this already; explicit for readers of this module
@@ -62,6 +62,7 @@ class DetectorResult:
     best: Path
     last: Path
     metrics: dict[str, float]  # keys: stagetrack.detect.metrics.metric_keys()
+    pr_curve: list[dict] = field(default_factory=list)  # rows {class, recall, precision} of best.pt
 
 
 @dataclass(frozen=True)
@@ -242,8 +243,8 @@ def train_detector(cfg: DetectorConfig, *, data_yaml: Path, out_dir: Path, init:
         if state == "finished":
             log.info("%s already finished training: collecting its results", run_dir)
             best = run_dir / "weights" / "best.pt"
-            metrics = _validate(best if best.is_file() else last_ckpt, data, imgsz=args["imgsz"],
-                                conf=0.001, iou=cfg.iou, device=device, threads=options.threads)
+            final = _validate(best if best.is_file() else last_ckpt, data, imgsz=args["imgsz"],
+                              conf=0.001, iou=cfg.iou, device=device, threads=options.threads)
         else:
             if state == "resumable":
                 log.info("resuming %s", last_ckpt)
@@ -255,16 +256,18 @@ def train_detector(cfg: DetectorConfig, *, data_yaml: Path, out_dir: Path, init:
             if live is not None:
                 trainer.add_callback("on_fit_epoch_end", live_callback(live))
             trainer.train()
-            metrics = summarize(trainer.validator.metrics)
+            final = trainer.validator.metrics
     weights = run_dir / "weights"
     best = weights / "best.pt" if (weights / "best.pt").is_file() else weights / "last.pt"
     _copy_atomic(best, out_dir / "best.pt")
     _copy_atomic(weights / "last.pt", out_dir / "last.pt")
-    return DetectorResult(best=out_dir / "best.pt", last=out_dir / "last.pt", metrics=metrics)
+    return DetectorResult(best=out_dir / "best.pt", last=out_dir / "last.pt", metrics=summarize(final),
+                          pr_curve=pr_curve(final))
 
 
 def _validate(weights: Path, data_yaml: Path, *, imgsz: int, conf: float, iou: float,
-              device: str, threads: int) -> dict[str, float]:
+              device: str, threads: int) -> Any:
+    """ultralytics' ``DetMetrics`` of ``weights`` on the val split."""
     with tempfile.TemporaryDirectory(prefix="stagetrack-yoloval-") as tmp:
         validator = DetectionValidator(
             save_dir=Path(tmp),
@@ -274,7 +277,7 @@ def _validate(weights: Path, data_yaml: Path, *, imgsz: int, conf: float, iou: f
         )
         validator.add_callback("on_val_start", thread_callback(threads))
         validator(model=str(weights))
-        return summarize(validator.metrics)
+        return validator.metrics
 
 
 def evaluate_detector(weights: Path, data_yaml: Path, *, imgsz: int, conf: float = 0.001,
@@ -285,8 +288,8 @@ def evaluate_detector(weights: Path, data_yaml: Path, *, imgsz: int, conf: float
         raise CheckpointError("weights not found", file=weights)
     with tempfile.TemporaryDirectory(prefix="stagetrack-yolo-") as tmp:
         data = mirror_dataset(Path(data_yaml), Path(tmp))
-        return _validate(weights, data, imgsz=_round_to_stride(imgsz), conf=conf, iou=iou,
-                         device=device, threads=threads or os.cpu_count() or 1)
+        return summarize(_validate(weights, data, imgsz=_round_to_stride(imgsz), conf=conf, iou=iou,
+                                   device=device, threads=threads or os.cpu_count() or 1))
 
 
 class Detector:

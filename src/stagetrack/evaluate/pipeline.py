@@ -21,7 +21,7 @@ import numpy as np
 from ..config import STAGES, Params
 from ..data import mot
 from ..data.builder import verify_val_lock
-from ..data.sequence import Sequence
+from ..data.sequence import Sequence, empty_boxes
 from ..errors import CheckpointError
 from ..io import atomic_write_json
 from .config import EvalConfig
@@ -102,6 +102,9 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
     if scorer is not None:
         variants["learned"] = scorer
     report: dict = {"assoc_weight": tcfg.assoc.weight}
+    # the yardstick of no association at all: every confident detection is a new identity
+    report["new_id_per_box"] = score(val, {o.name: new_id_per_box(o, tcfg.track_high_thresh) for o in observations},
+                                     params.eval)
     for variant, sc in variants.items():
         preds = {obs.name: track(obs, tcfg, scorer=sc) for obs in observations}
         report[variant] = score(val, preds, params.eval)
@@ -112,6 +115,24 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
     report["headline"] = "learned" if (acfg.enable and scorer is not None) else "classical"
     return report
 
+
+
+def new_id_per_box(obs, min_score: float) -> np.ndarray:
+    """Result rows in which every detection scoring >= ``min_score`` gets an identity of its own."""
+    from ..track.tracker import MOT_CATEGORY
+
+    rows = []
+    for frame, dets in enumerate(obs.frames, start=1):
+        keep = dets.score >= min_score
+        part = empty_boxes(int(keep.sum()))
+        part["frame"] = frame
+        part["x"], part["y"], part["w"], part["h"] = dets.tlwh[keep].T
+        part["conf"], part["cls"] = dets.score[keep], dets.cls[keep]
+        part["category"] = [MOT_CATEGORY[int(c)] for c in dets.cls[keep]]
+        rows.append(part)
+    out = np.concatenate(rows) if rows else empty_boxes()
+    out["id"] = np.arange(1, len(out) + 1)
+    return out
 
 
 def forgetting(stage_metrics: dict[str, dict]) -> dict:
@@ -134,6 +155,22 @@ def forgetting(stage_metrics: dict[str, dict]) -> dict:
     return out
 
 
+def stage_plot_rows(stage_metrics: dict[str, dict]) -> tuple[list[dict], list[dict]]:
+    """Rows for ``dvc plots``: pooled validation HOTA/IDF1 by stage, and HOTA per stage/domain/class."""
+    by_stage, per_class = [], []
+    for i, (stage, m) in enumerate(sorted(stage_metrics.items()), start=1):
+        pooled = m["val"]["all"]
+        row = {"stage": i, "name": stage, "HOTA": pooled["combined"]["HOTA"], "IDF1": pooled["combined"]["IDF1"]}
+        for cls, vals in pooled.items():
+            if cls != "combined":
+                row.update({f"{cls}_HOTA": vals["HOTA"], f"{cls}_IDF1": vals["IDF1"]})
+        by_stage.append(row)
+        for domain, table in m["val"].items():
+            per_class += [{"label": f"{stage} {domain}/{cls}", "stage": stage, "domain": domain, "class": cls,
+                           "HOTA": vals["HOTA"]} for cls, vals in table.items() if cls != "combined"]
+    return by_stage, per_class
+
+
 def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, results: Path) -> dict:
     verify_val_lock(data / "val")
     val = load_val(data / "val")
@@ -148,10 +185,14 @@ def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, result
     out = {
         **headline,
         "tracker": {"association": report["headline"], "assoc_weight": report["assoc_weight"], "stage": final},
-        "compare": {v: {d: report[v][d]["combined"] for d in report[v]} for v in ("classical", "learned") if v in report},
+        "compare": {v: {d: report[v][d]["combined"] for d in report[v]}
+                    for v in ("classical", "learned", "new_id_per_box") if v in report},
         "forgetting": forgetting(stage_metrics),
     }
     atomic_write_json(metrics_dir / "eval.json", out)
+    by_stage, per_class = stage_plot_rows(stage_metrics)
+    atomic_write_json(metrics_dir / "plots" / "val_by_stage.json", by_stage)
+    atomic_write_json(metrics_dir / "plots" / "class_hota.json", per_class)
     atomic_write_json(results / "eval_full.json", report)
     for domain, table in headline.items():
         log.info("%-10s %s", domain, "  ".join(f"{c}: HOTA {m['HOTA']:.1f} IDF1 {m['IDF1']:.1f}" for c, m in table.items()))

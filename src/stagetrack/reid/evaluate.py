@@ -79,6 +79,16 @@ def split_metrics(q_feats: np.ndarray, g_feats: np.ndarray, query: Sequence[Crop
     return out
 
 
+def cmc_rows(metrics: dict[str, float], ranks: Sequence[int]) -> list[dict[str, float]]:
+    """The CMC curve at the evaluated ranks, one row per rank, columns ``all`` and each class."""
+    rows = []
+    for r in ranks:
+        row = {"rank": r, "all": round(metrics[f"rank{r}"], 3)}
+        row.update({c: round(metrics[f"{c}/rank{r}"], 3) for c in CLASSES if f"{c}/rank{r}" in metrics})
+        rows.append(row)
+    return rows
+
+
 def embed_files(extractor: ReidExtractor, crops: Sequence[Crop], chunk: int) -> np.ndarray:
     """Embeddings of crop files, read with OpenCV ``chunk`` at a time."""
     out = np.empty((len(crops), extractor.feature_dim), dtype=np.float32)

@@ -66,7 +66,7 @@ class _RecordingEngine(backend.engine.ImageTripletEngine):
         total = self.weight_t * summary.get("loss_t", 0.0) + self.weight_x * summary.get("loss_x", 0.0)
         if not math.isfinite(total):
             raise TrainingAlarm(f"non-finite ReID loss at epoch {self.epoch + 1}, batch {self.batch_idx + 1}: {summary}")
-        self.epoch_losses.update({"loss": total, **summary})
+        self.epoch_losses.update({"loss": total, **summary, "grad_norm": grad_norm(self.model)})
         return summary
 
     def take_epoch_losses(self) -> dict[str, float]:
@@ -74,6 +74,12 @@ class _RecordingEngine(backend.engine.ImageTripletEngine):
         means = {name: float(meter.avg) for name, meter in self.epoch_losses.meters.items()}
         self.epoch_losses = backend.utils.MetricMeter()
         return means
+
+
+def grad_norm(model: nn.Module) -> float:
+    """L2 norm of all parameter gradients (torchreid steps but never clears them after)."""
+    norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
 def resolve_device(device: str) -> str:
