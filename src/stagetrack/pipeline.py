@@ -86,6 +86,20 @@ def log_assoc_samples(params: Params, stage: str, clips_dir: Path, embed, out_di
     return {"clips": len(lines), "embed_dim": embed_dim}
 
 
+def assoc_init(prev: Path | None, engine_cfg) -> Path | None:
+    """The previous stage's association weights; its engine checkpoint (optimizer and schedule
+    state) when ``train.resume_optimizer`` or ``train.resume_scheduler`` asks to carry them over."""
+    if prev is None:
+        return None
+    if engine_cfg.resume_optimizer or engine_cfg.resume_scheduler:
+        last = prev / "assoc.work" / "last.pt"
+        if last.is_file():
+            return last
+        log.warning("%s missing: the previous stage's optimizer/scheduler state cannot be resumed", last)
+    exported = prev / "assoc.pt"
+    return exported if exported.is_file() else None
+
+
 def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics_dir: Path) -> dict:
     from .assoc.train import train_assoc
     from .detect.yolo import train_detector
@@ -148,7 +162,7 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     assoc = train_assoc(
         out / "assoc_samples", out / "assoc.pt", cfg=acfg, engine_cfg=engine_cfg,
         lr=params.stage_lr(stage), epochs=acfg.epochs, batch_size=acfg.batch_size, val_split=acfg.val_split,
-        device=device, live=live, init_from=(prev / "assoc.pt") if prev and (prev / "assoc.pt").exists() else None,
+        device=device, live=live, init_from=assoc_init(prev, engine_cfg),
     )
     live.end()
     lap("assoc")

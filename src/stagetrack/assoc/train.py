@@ -142,7 +142,8 @@ def train_assoc(data_dir: str | Path, output: str | Path, *, cfg: AssocConfig, e
     engine = Engine(engine_cfg, model, AssocTask(), lr=lr, epochs=epochs,
                     out_dir=Path(work_dir) if work_dir else output.parent / f"{output.stem}.work",
                     weight_decay=cfg.weight_decay, monitor="val_loss", mode="min", live=live,
-                    config=configtypes.to_dict(cfg), metadata=training, resume=resume, init_from=engine_init)
+                    config=configtypes.to_dict(cfg), metadata=training, resume=resume, init_from=engine_init,
+                    resume_optimizer=engine_cfg.resume_optimizer, resume_scheduler=engine_cfg.resume_scheduler)
     result = engine.fit(train_loader, val_loader)
     best = next(h for h in result.history if h["epoch"] == engine.best_epoch)
     metrics = {k: float(v) for k, v in best.items()}

@@ -37,6 +37,10 @@ class EngineConfig:
     # model selection
     early_stop: int = 0               # epochs without improvement before stopping; 0 = off
     ema: float = 0.0                  # EMA decay of the weights (evaluated, saved as best); 0 = off
+    # stage-to-stage starts (seed plan's RESUME_OPTIMIZER / RESUME_SCHEDULER): also carry over the
+    # previous stage's optimizer moments / schedule position, not only its weights
+    resume_optimizer: bool = False
+    resume_scheduler: bool = False
     # reproducibility and data loading
     seed: int = 0
     deterministic: bool = False       # deterministic algorithms + cudnn flags
