@@ -3,7 +3,7 @@
 One module-scoped run feeds several assertions: the pipeline completes with no network access
 outside loopback (a sitecustomize guard is injected into every Python process, DVC's stage
 commands included), metrics are complete and non-trivial, a second repro runs nothing, editing a
-stage-3 key invalidates only stage3 and eval, and `dvc exp run -S lr=1e-5` works as written.
+stage-3 key re-runs only stage3 and what follows it, and `dvc exp run -S lr=1e-5` works as written.
 """
 
 from __future__ import annotations
@@ -100,6 +100,16 @@ def test_eval_metrics_are_complete(smoke):
             assert list((repo / "metrics" / "live" / stage / part / "plots" / "metrics").rglob("*.tsv")), part
         assert (repo / "models" / stage / "assoc.pt").exists()
     assert list((repo / "results" / "classical").rglob("*.txt"))
+    # review material: curves for dvc plots, GT-vs-prediction renders, the dashboard
+    for stage in ("stage1", "stage2", "stage3"):
+        curves = repo / "metrics" / "live" / stage / "curves"
+        assert json.loads((curves / "reid_cmc.json").read_text())[0]["rank"] == 1
+        assert isinstance(json.loads((curves / "detector_pr.json").read_text()), list)
+    assert len(json.loads((repo / "metrics" / "plots" / "val_by_stage.json").read_text())) == 3
+    for domain in ("dancetrack", "bdd", "visdrone"):
+        assert len(list((repo / "results" / "viz" / domain).glob("*.mp4"))) == 1
+        assert len(list((repo / "results" / "viz" / domain).glob("*.png"))) == 1
+    assert (repo / "plots" / "dashboard.png").stat().st_size > 10_000
 
 
 def test_second_repro_runs_nothing(smoke):
@@ -110,7 +120,7 @@ def test_second_repro_runs_nothing(smoke):
     assert "Running stage" not in again.stdout, again.stdout
 
 
-def test_stage3_key_invalidates_only_stage3_and_eval(smoke):
+def test_stage3_key_invalidates_only_stage3_and_downstream(smoke):
     repo, env, _ = smoke
     original = (repo / "params.yaml").read_text()
     try:
@@ -118,12 +128,12 @@ def test_stage3_key_invalidates_only_stage3_and_eval(smoke):
         params["stage3"]["lr_scale"] = 0.25
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         # `dvc status` names only the stage whose own deps changed; reproducing must then run
-        # stage3 and what depends on it (eval), and reuse stages 1-2 as they are.
+        # stage3 and what depends on it (eval, dashboard), and reuse stages 1-2 as they are.
         status = json.loads(run(["dvc", "status", "--json"], repo, env).stdout)
         assert set(status) == {"stage3"}, status
         out = run(["dvc", "repro"], repo, env).stdout
         ran = set(re.findall(r"Running stage '([^']+)'", out))
-        assert ran == {"stage3", "eval"}, out
+        assert ran == {"stage3", "eval", "dashboard"}, out
     finally:
         (repo / "params.yaml").write_text(original)
 

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-assoc": ("stagetrack.assoc.train", "train the association transformer from logged samples"),
     "track": ("stagetrack.track.cli", "track MOTChallenge sequences (public detections or a detector)"),
     "eval": ("stagetrack.evaluate.cli", "HOTA/IDF1/MOTA of result files against MOTChallenge ground truth"),
+    "viz": ("stagetrack.visual.truth", "render ground truth against predictions of one video (MP4 + contact sheet)"),
+    "dashboard": ("stagetrack.visual.dashboard", "plot the run's validation metrics, losses and grad norms into one PNG"),
     "plan": ("stagetrack.plan", "the seed plan's time/cost table from measured stage timings"),
     "evaluate-stages": ("stagetrack.evaluate.pipeline", "track the locked validation videos with the final models; metrics/eval.json"),
 }

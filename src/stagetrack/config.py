@@ -25,6 +25,7 @@ from .reid.config import ReidConfig
 from .stageconfig import PlanConfig, StageConfig
 from .track.config import TrackerConfig
 from .train.config import EngineConfig
+from .visual.config import DashboardConfig, VizConfig
 
 T = TypeVar("T")
 
@@ -49,6 +50,8 @@ class Params:
     train: EngineConfig = field(default_factory=EngineConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
+    viz: VizConfig = field(default_factory=VizConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
     # where the params came from, for error messages of per-stage overrides
     _file: str | None = field(default=None, init=False, repr=False, compare=False)

@@ -171,11 +171,21 @@ def stage_plot_rows(stage_metrics: dict[str, dict]) -> tuple[list[dict], list[di
     return by_stage, per_class
 
 
+def render_val_videos(params: Params, val: dict[str, list[Sequence]], results: Path, variant: str) -> None:
+    """GT-vs-prediction MP4s and contact sheets of the first ``viz.seqs_per_domain`` videos per domain."""
+    from ..visual.truth import render_domains
+
+    rows = {s.name: mot.read_txt(results / variant / src / f"{s.name}.txt", "result")
+            for src, group in val.items() for s in group[: params.viz.seqs_per_domain]}
+    render_domains(val, rows, results / "viz", params.viz)
+
+
 def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, results: Path) -> dict:
     verify_val_lock(data / "val")
     val = load_val(data / "val")
     final = STAGES[-1]
     report = evaluate_stage(params, val, StageModels.find(models / final), results_dir=results)
+    render_val_videos(params, val, results, report["headline"])
     headline = report[report["headline"]]
     stage_metrics = {}
     for stage in STAGES:
