@@ -36,7 +36,7 @@ NON_DEFAULT = {
     "mixup": 0.1, "copy_paste": 0.1, "close_mosaic": 2, "deterministic": False,
 }
 # Fields with their own mapping (tested below) rather than a same-name pass-through.
-MAPPED = {"model", "weights", "imgsz", "lr0", "amp", "threads", "lr_drop_gamma", "conf", "iou", "max_det"}
+MAPPED = {"model", "weights", "imgsz", "lr0", "amp", "threads", "train_device", "lr_drop_gamma", "conf", "iou", "max_det"}
 
 
 def write_set(root: Path, n: int = 2, names: dict | None = None) -> Path:
@@ -283,3 +283,24 @@ def test_relative_data_yaml_resolves_against_its_own_folder(data_yaml, monkeypat
     rel = Path(data_yaml.parent.name) / data_yaml.name
     splits = read_data_yaml(rel)
     assert splits["train"] == (data_yaml.parent / "images" / "train").resolve()
+
+
+def test_bound_options_survive_ultralytics_multi_gpu_relaunch(data_yaml, tmp_path):
+    """ultralytics' DDP launcher cloudpickles the trainer class and calls cls(cfg=, overrides=, _callbacks=)."""
+    import cloudpickle
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    options = StageOptions(backbone_layers=11, lr_backbone_scale=0.25, lr_drop=3, resize_scales=(64,))
+    args = yolo.resolve_train_args(DetectorConfig(model=PICO), data_yaml=data_yaml, out_dir=tmp_path, init=None)
+    cls = cloudpickle.loads(cloudpickle.dumps(StageTrainer.bind(options)))
+    assert issubclass(cls, StageTrainer) and cls.stage_options == options
+    cfg = {**DEFAULT_CFG_DICT, "save_dir": ""}  # exactly what ultralytics' generated DDP script passes
+    trainer = cls(cfg=cfg, overrides=args, _callbacks=None)
+    assert trainer.options == options and StageTrainer.stage_options == StageOptions()
+
+
+def test_train_device_reaches_ultralytics(data_yaml, tmp_path):
+    cfg = DetectorConfig(model=PICO, train_device="0,1")
+    assert yolo.resolve_train_args(cfg, data_yaml=data_yaml, out_dir=tmp_path, init=None, device="cpu")["device"] == "0,1"
+    plain = DetectorConfig(model=PICO)
+    assert yolo.resolve_train_args(plain, data_yaml=data_yaml, out_dir=tmp_path, init=None, device="cpu")["device"] == "cpu"

@@ -74,3 +74,6 @@ class DetectorConfig:
     amp: bool = False            # CUDA only, and only if ultralytics' AMP-check weights are local
     deterministic: bool = True
     threads: int = 0             # torch CPU threads for train/val/inference; 0 = every core
+    # training device as ultralytics spells it ("0", "0,1" = multi-GPU DDP by ultralytics' own
+    # launcher, "cpu"); None = the project's ``device``. Inference always uses the project's.
+    train_device: str | None = None

@@ -30,6 +30,7 @@ from .. import offline
 offline.configure_ultralytics()  # before ultralytics is imported
 
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+from ultralytics.utils import DEFAULT_CFG  # noqa: E402
 from ultralytics.utils.torch_utils import unwrap_model  # noqa: E402
 
 LIVE_PREFIX = "detector"
@@ -61,14 +62,26 @@ def step_lr_lambda(epoch: int, *, drop: int, gamma: float) -> float:
 
 
 class StageTrainer(DetectionTrainer):
-    """``DetectionTrainer`` plus :class:`StageOptions` (see the module docstring)."""
+    """``DetectionTrainer`` plus :class:`StageOptions` (see the module docstring).
 
-    def __init__(self, overrides: dict[str, Any], options: StageOptions,
-                 _callbacks: dict[str, list[Callable]] | None = None) -> None:
-        self.options = options
+    ultralytics' multi-GPU launcher (``device: "0,1"``) pickles the trainer *class* with
+    cloudpickle and rebuilds it in each worker as ``cls(cfg=..., overrides=..., _callbacks=...)``.
+    :meth:`bind` therefore pins a run's options into a subclass (pickled by value), and the
+    constructor keeps ultralytics' signature.
+    """
+
+    stage_options: StageOptions = StageOptions()
+
+    @classmethod
+    def bind(cls, options: StageOptions) -> type["StageTrainer"]:
+        return type("BoundStageTrainer", (cls,), {"stage_options": options, "__module__": cls.__module__})
+
+    def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict[str, Any] | None = None,
+                 _callbacks: dict[str, list[Callable]] | None = None, options: StageOptions | None = None) -> None:
+        self.options = self.stage_options if options is None else options
         self.in_final_eval = False
         self.grad_norms: list[float] = []
-        super().__init__(overrides=overrides, _callbacks=_callbacks)
+        super().__init__(cfg=cfg, overrides=overrides, _callbacks=_callbacks)
 
     def build_optimizer(self, model: nn.Module, name: str = "auto", lr: float = 0.001,
                         momentum: float = 0.9, decay: float = 1e-5, iterations: float = 1e5):

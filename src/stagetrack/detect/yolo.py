@@ -133,6 +133,7 @@ def _resolve(cfg: DetectorConfig, *, data_yaml: Path, out_dir: Path, init: Path 
     if lr_drop is not None and lr_drop >= cfg.epochs:
         log.warning("lr_drop=%d >= epochs=%d: the learning rate never drops", lr_drop, cfg.epochs)
     source = resolve_model(cfg, init)
+    device = cfg.train_device or device
     if source.nc is not None and source.nc != len(CLASSES):
         log.warning("init weights %s have %d classes %s, the data %d %s: the classification head is "
                     "re-initialised, every layer whose shape matches is transferred",
@@ -249,7 +250,7 @@ def train_detector(cfg: DetectorConfig, *, data_yaml: Path, out_dir: Path, init:
             if state == "resumable":
                 log.info("resuming %s", last_ckpt)
                 args["resume"] = str(last_ckpt)
-            trainer = StageTrainer(overrides=args, options=options)
+            trainer = StageTrainer.bind(options)(overrides=args)
             set_threads = thread_callback(options.threads)
             for event in ("on_pretrain_routine_start", "on_train_start", "on_val_start"):
                 trainer.add_callback(event, set_threads)
