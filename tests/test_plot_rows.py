@@ -54,3 +54,15 @@ def test_stage_plot_rows_number_stages_and_label_every_class():
     labels = [r["label"] for r in per_class]
     assert labels == ["stage1 all/person", "stage1 bdd/vehicle", "stage2 all/person", "stage2 bdd/vehicle"]
     assert per_class[1]["HOTA"] == 1.0
+
+
+def test_data_mix_rows_one_per_split_and_source():
+    from stagetrack.data.builder import mix_rows
+
+    report = {"val": {"frames": 10, "sha256": "x"},  # no per-source table: not a mix
+              "stage1": {"frames": 4, "sources": {"dancetrack": {"frames": 2, "boxes_person": 5},
+                                                  "bdd": {"frames": 2, "boxes_person": 1}}}}
+    assert mix_rows(report) == [
+        {"label": "stage1 bdd", "split": "stage1", "source": "bdd", "frames": 2, "boxes_person": 1},
+        {"label": "stage1 dancetrack", "split": "stage1", "source": "dancetrack", "frames": 2, "boxes_person": 5},
+    ]

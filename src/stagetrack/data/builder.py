@@ -563,7 +563,14 @@ def build(params: Params, out: str | Path = "data/built", metrics_dir: str | Pat
     if metrics_dir is not None:
         for key, value in report.items():
             atomic_write_json(Path(metrics_dir) / f"data_{key}.json", value)
+        atomic_write_json(Path(metrics_dir) / "data_mix.json", mix_rows(report))
     return report
+
+
+def mix_rows(report: dict) -> list[dict]:
+    """One row per (split, source) with frames, clips, identities and boxes per class, for ``dvc plots``."""
+    return [{"label": f"{split} {source}", "split": split, "source": source, **counts}
+            for split, stats in report.items() for source, counts in sorted(stats.get("sources", {}).items())]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
