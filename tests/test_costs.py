@@ -83,7 +83,7 @@ def test_fuse_score():
     np.testing.assert_allclose(fuse_score(np.array([[0.2, 0.6]]), np.array([0.5, 1.0])), [[0.6, 0.6]])
 
 
-W = CostWeights(iou=1.0, reid=1.0, hsv=2.0)
+W = CostWeights(iou=1.0, reid=1.0, hsv=2.0, fusion="mean")
 IOU, REID, HSV = np.array([[0.6]]), np.array([[0.2]]), np.array([[0.15]])
 
 
@@ -102,13 +102,13 @@ def test_blend_weights_and_missing_terms(reid, hsv, expected):
 def test_blend_nan_pair_drops_term_for_that_pair_only():
     iou = np.array([[0.6], [0.6]])
     reid = np.array([[0.2], [np.nan]])   # second track has no embedding yet
-    out = blend(iou, weights=CostWeights(iou=1, reid=1, hsv=0), reid_d=reid, reid_gate=0.1)
+    out = blend(iou, weights=CostWeights(iou=1, reid=1, hsv=0, fusion="mean"), reid_d=reid, reid_gate=0.1)
     # first pair: (0.6 + 0.2) / 2 but gated (0.2 > 0.1); second: ReID missing -> 0.6, never gated
     assert out[0, 0] == INF and out[1, 0] == pytest.approx(0.6)
 
 
 def test_blend_zero_weights_fall_back_to_motion():
-    out = blend(IOU, weights=CostWeights(iou=0, reid=0, hsv=0), reid_d=REID, hsv_d=HSV)
+    out = blend(IOU, weights=CostWeights(iou=0, reid=0, hsv=0, fusion="mean"), reid_d=REID, hsv_d=HSV)
     assert out[0, 0] == pytest.approx(0.6)
 
 
@@ -127,7 +127,7 @@ def test_blend_does_not_modify_input():
     (dict(det_scores=np.array([0.5]), iou_gate=0.7), (0.8 + 0.2) / 2),  # gate sees raw 0.6
 ])
 def test_blend_gates_and_score_fusion(kwargs, expected):
-    out = blend(IOU, weights=CostWeights(iou=1, reid=1, hsv=0), reid_d=REID, **kwargs)
+    out = blend(IOU, weights=CostWeights(iou=1, reid=1, hsv=0, fusion="mean"), reid_d=REID, **kwargs)
     assert out[0, 0] == pytest.approx(expected)
 
 
@@ -137,7 +137,7 @@ def test_blend_gates_and_score_fusion(kwargs, expected):
     (1.0, 0.1),                        # learned only
 ])
 def test_blend_learned_mix(a, expected):
-    out = blend(IOU, weights=CostWeights(iou=1, reid=1, hsv=0), reid_d=REID,
+    out = blend(IOU, weights=CostWeights(iou=1, reid=1, hsv=0, fusion="mean"), reid_d=REID,
                 learned=np.array([[0.9]]), learned_weight=a)
     assert out[0, 0] == pytest.approx(expected)
 
@@ -168,3 +168,24 @@ def test_linear_assignment(cost, thresh, matches, u_rows, u_cols, use_lap):
 def test_linear_assignment_empty(shape):
     m, ur, uc = linear_assignment(np.zeros(shape), 0.5)
     assert m.shape == (0, 2) and ur.tolist() == list(range(shape[0])) and uc.tolist() == list(range(shape[1]))
+
+
+@pytest.mark.parametrize("iou_d, reid_d, hsv_d, expected", [
+    (0.3, 0.05, None, 0.05),   # IoU 0.7 >= 0.5 and appearance 0.05 <= 0.1: min(0.3, 0.05)
+    (0.6, 0.05, None, 0.6),    # IoU 0.4 < 0.5: not close enough, the motion cost stays
+    (0.3, 0.2, None, 0.3),     # appearance 0.2 > 0.1: the motion cost stays
+    (0.3, 0.0, 0.3, 0.3),      # appearance = (1 * 0.0 + 1 * 0.3) / 2 = 0.15 > 0.1: motion
+    (0.3, 0.0, 0.1, 0.05),     # appearance = (0.0 + 0.1) / 2 = 0.05: min(0.3, 0.05)
+    (0.3, np.nan, 0.04, 0.04), # a track without ReID features yet: HSV alone
+])
+def test_min_fusion_uses_appearance_only_for_close_similar_pairs(iou_d, reid_d, hsv_d, expected):
+    weights = CostWeights(iou=1.0, reid=1.0, hsv=1.0, fusion="min", proximity=0.5, appearance_thresh=0.1)
+    hsv = None if hsv_d is None else np.array([[hsv_d]])
+    got = blend(np.array([[iou_d]]), weights=weights, reid_d=np.array([[reid_d]]), hsv_d=hsv)
+    assert got[0, 0] == pytest.approx(expected)
+
+
+def test_min_fusion_keeps_the_gates():
+    weights = CostWeights(fusion="min")
+    got = blend(np.array([[0.3, 0.95]]), weights=weights, reid_d=np.array([[0.6, 0.0]]), iou_gate=0.9, reid_gate=0.5)
+    assert np.isinf(got).all()  # ReID 0.6 > reid_gate; IoU distance 0.95 > iou_gate

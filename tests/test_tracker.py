@@ -136,9 +136,10 @@ def test_reidentified_after_short_occlusion_new_id_after_long_one():
     assert ids[10] == {0: 1} and ids[17] == {0: 2}   # lost > 3 frames: removed, new id
 
 
-def test_track_buffer_scales_with_frame_rate():
-    assert Tracker(TrackerConfig(track_buffer=30), frame_rate=15).max_time_lost == 15
-    assert Tracker(TrackerConfig(track_buffer=30), frame_rate=60).max_time_lost == 60
+def test_track_buffer_counts_frames_unless_given_at_a_frame_rate():
+    assert Tracker(TrackerConfig(track_buffer=30), frame_rate=5).max_time_lost == 30
+    assert Tracker(TrackerConfig(track_buffer=30, track_buffer_fps=30), frame_rate=15).max_time_lost == 15
+    assert Tracker(TrackerConfig(track_buffer=30, track_buffer_fps=30), frame_rate=60).max_time_lost == 60
 
 
 def test_a_vehicle_never_takes_a_persons_id():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,19 @@ class CostWeights:
     iou: float = 1.0
     reid: float = 1.0
     hsv: float = 0.5
+    # how appearance enters: "mean" = weighted mean with the motion term for every pair;
+    # "min" = BoT-SORT's min(motion, appearance), only for pairs at IoU >= proximity whose
+    # appearance distance (weighted mean of ReID and HSV) is <= appearance_thresh
+    fusion: Literal["mean", "min"] = "min"
+    proximity: float = 0.5
+    appearance_thresh: float = 0.1
 
     def validate(self) -> tuple[str, str] | None:
-        for name in ("iou", "reid", "hsv"):
+        for name in ("iou", "reid", "hsv", "appearance_thresh"):
             if getattr(self, name) < 0:
                 return name, f"must be >= 0, got {getattr(self, name)}"
+        if not 0.0 <= self.proximity <= 1.0:
+            return "proximity", f"must be in [0, 1], got {self.proximity}"
         return None
 
 
@@ -42,7 +51,7 @@ class KalmanConfig:
     """Noise of the constant-velocity Kalman filter, relative to the box's width/height."""
 
     std_weight_position: float = 1.0 / 20
-    std_weight_velocity: float = 1.0 / 160
+    std_weight_velocity: float = 1.0 / 80
     nsa: bool = False                # scale measurement noise by (1 - score) (NSA Kalman)
 
     def validate(self) -> tuple[str, str] | None:
@@ -61,6 +70,7 @@ class TrackerConfig:
     second_match_thresh: float = 0.5
     unconfirmed_match_thresh: float = 0.7
     track_buffer: int = 30
+    track_buffer_fps: float = 0.0    # 0: track_buffer counts frames; > 0: it is given at this fps and scales
     min_box_area: float = 4.0
     fuse_score: bool = True
     iou_gate: float = 0.8

@@ -102,11 +102,14 @@ def blend(iou_d: np.ndarray, *, weights: CostWeights, reid_d: np.ndarray | None 
     """The one association cost: classical terms, gates and the learned score, ``(N, M)``.
 
     1. Motion term: ``iou_d``, fused with ``det_scores`` (:func:`fuse_score`) when given.
-    2. Classical cost: ``(w_iou * motion + w_reid * min(reid_d, 1) + w_hsv * hsv_d)`` divided
-       by the sum of the weights of the terms present. A term that is None (no embeddings
-       because there are no images) or NaN for a pair (a track without features yet) drops out
-       of both sums, so the others keep their relative weight. A pair with no weighted term at
-       all falls back to the motion term.
+    2. Classical cost, ``weights.fusion == "mean"``: ``(w_iou * motion + w_reid * min(reid_d, 1)
+       + w_hsv * hsv_d)`` divided by the sum of the weights of the terms present. A term that is
+       None (no embeddings because there are no images) or NaN for a pair (a track without
+       features yet) drops out of both sums, so the others keep their relative weight. A pair
+       with no weighted term at all falls back to the motion term.
+       ``"min"`` (BoT-SORT): the appearance distance is the weighted mean of the present
+       appearance terms alone; the cost is ``min(motion, appearance)`` for pairs with
+       ``iou_d <= 1 - proximity`` and appearance ``<= appearance_thresh``, else ``motion``.
     3. Learned mix: ``(1 - a) * cost + a * (1 - learned)`` with ``a = learned_weight``
        (0 = classical only, 1 = learned only), when ``learned`` (probabilities) is given.
     4. Gates (hard, in every mode): pairs with raw ``iou_d > iou_gate``, with
@@ -121,7 +124,13 @@ def blend(iou_d: np.ndarray, *, weights: CostWeights, reid_d: np.ndarray | None 
     appearance = [(weights.reid, None if reid_d is None else np.minimum(reid_d, 1.0)),
                   (weights.hsv, hsv_d)]
     appearance = [(w, np.asarray(d, dtype=np.float64)) for w, d in appearance if d is not None and w > 0]
-    if appearance:
+    if appearance and weights.fusion == "min":
+        num = sum(np.where(np.isnan(d), 0.0, w * np.nan_to_num(d)) for w, d in appearance)
+        den = sum(np.where(np.isnan(d), 0.0, w) for w, d in appearance)
+        app = np.where(den > 0, num / np.maximum(den, _EPS), np.inf)
+        close = (iou_d <= 1.0 - weights.proximity) & (app <= weights.appearance_thresh)
+        cost = np.where(close, np.minimum(motion, app), motion)
+    elif appearance:
         num = weights.iou * motion
         den = np.full(motion.shape, weights.iou)
         for w, d in appearance:

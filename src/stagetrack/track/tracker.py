@@ -15,7 +15,7 @@ Per frame (:meth:`Tracker.update`):
 6. unconfirmed (new) tracks x the leftover high detections on the blended cost below
    ``unconfirmed_match_thresh``; unmatched new tracks are removed;
 7. leftover high detections scoring ``>= new_track_thresh`` start new tracks; lost tracks
-   older than ``track_buffer`` frames (scaled by ``frame_rate / 30``) are removed; a lost
+   older than ``track_buffer`` frames (scaled by ``frame_rate / track_buffer_fps`` if that is set) are removed; a lost
    track and a live one that overlap by more than ``duplicate_iou`` lose the younger one.
 
 Tracks only ever match detections of their own class: cross-class pairs are forbidden (set to
@@ -131,7 +131,7 @@ class Tracker:
 
     ``scorer`` (:class:`AssocScorer`) mixes a learned score into the blended cost with weight
     ``cfg.assoc.weight``; ``logger`` (:class:`SampleLogger`) receives the candidates of every
-    frame. ``frame_rate`` scales ``track_buffer`` (given for 30 fps).
+    frame. ``frame_rate`` scales ``track_buffer`` when ``track_buffer_fps`` > 0 (ByteTrack: 30).
     """
 
     def __init__(self, cfg: TrackerConfig, *, scorer: AssocScorer | None = None,
@@ -144,7 +144,8 @@ class Tracker:
         self.scorer = scorer
         self.logger = logger
         self.frame_rate = float(frame_rate)
-        self.max_time_lost = int(self.frame_rate / 30.0 * cfg.track_buffer)
+        self.max_time_lost = (cfg.track_buffer if cfg.track_buffer_fps <= 0
+                              else int(self.frame_rate / cfg.track_buffer_fps * cfg.track_buffer))
         self.kalman = KalmanFilter(cfg.kalman.std_weight_position, cfg.kalman.std_weight_velocity, cfg.kalman.nsa)
         self.tracks: list[Track] = []
         self.frame_id = 0
