@@ -24,8 +24,8 @@ repro: install  ## run the whole pipeline on the synthetic default
 test: install  ## run the test suite (includes a smoke repro in a temporary copy)
 	$(BIN)/python -m pytest
 
-bench: install  ## benchmarks against peers (see bench/README.md)
-	$(BIN)/python -m stagetrack.cli bench
+bench: install  ## benchmarks against peers: bench/results.json, bench/RESULTS.md, plots/bench/ (see bench/README.md)
+	$(BIN)/python bench/run.py
 
 clean-venv:
 	rm -rf $(VENV)
