@@ -66,3 +66,18 @@ def test_data_mix_rows_one_per_split_and_source():
         {"label": "stage1 bdd", "split": "stage1", "source": "bdd", "frames": 2, "boxes_person": 1},
         {"label": "stage1 dancetrack", "split": "stage1", "source": "dancetrack", "frames": 2, "boxes_person": 5},
     ]
+
+
+def test_change_vs_previous_stage_per_domain_and_class():
+    from stagetrack.evaluate.pipeline import change_vs_previous
+
+    def val(person: float, vehicle: float | None = None) -> dict:
+        table = {"combined": {"HOTA": 0.0}, "person": {"HOTA": person}}
+        if vehicle is not None:
+            table["vehicle"] = {"HOTA": vehicle}
+        return {"val": {"bdd": table}}
+
+    out = change_vs_previous({"stage1": val(10.0), "stage2": val(30.0, 20.0), "stage3": val(25.0, 5.0)})
+    # stage2 - stage1: person +20 (vehicle absent before); stage3 - stage2: person -5, vehicle -15
+    assert out == {"stage2": {"bdd_person_HOTA": 20.0}, "stage3": {"bdd_person_HOTA": -5.0, "bdd_vehicle_HOTA": -15.0}}
+    assert change_vs_previous({"stage1": val(1.0)}) == {}

@@ -92,7 +92,7 @@ def test_eval_metrics_are_complete(smoke):
         assert all(isinstance(v, (int, float)) for v in combined.values())
     assert "person" in metrics["dancetrack"]
     assert set(metrics["compare"]) == {"classical", "learned", "new_id_per_box"}
-    assert set(metrics["forgetting"]) == {"stage2", "stage3"}
+    assert set(metrics["forgetting"]) == set(metrics["change_vs_previous"]) == {"stage2", "stage3"}
     for stage in ("stage1", "stage2", "stage3"):
         stage_metrics = json.loads((repo / "metrics" / f"{stage}.json").read_text())
         assert {"detector", "reid", "assoc", "val"} <= set(stage_metrics)

@@ -155,6 +155,19 @@ def forgetting(stage_metrics: dict[str, dict]) -> dict:
     return out
 
 
+def change_vs_previous(stage_metrics: dict[str, dict]) -> dict:
+    """Per class and domain, HOTA after each stage minus after the stage before (negative = lost)."""
+    out = {}
+    for before, stage in zip(STAGES, STAGES[1:]):
+        if before not in stage_metrics or stage not in stage_metrics:
+            continue
+        prev, cur = stage_metrics[before]["val"], stage_metrics[stage]["val"]
+        out[stage] = {f"{domain}_{cls}_HOTA": round(cur[domain][cls]["HOTA"] - prev[domain][cls]["HOTA"], 4)
+                      for domain in sorted(set(prev) & set(cur))
+                      for cls in sorted(set(prev[domain]) & set(cur[domain])) if cls != "combined"}
+    return out
+
+
 def stage_plot_rows(stage_metrics: dict[str, dict]) -> tuple[list[dict], list[dict]]:
     """Rows for ``dvc plots``: pooled validation HOTA/IDF1 by stage, and HOTA per stage/domain/class."""
     by_stage, per_class = [], []
@@ -198,6 +211,7 @@ def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, result
         "compare": {v: {d: report[v][d]["combined"] for d in report[v]}
                     for v in ("classical", "learned", "new_id_per_box") if v in report},
         "forgetting": forgetting(stage_metrics),
+        "change_vs_previous": change_vs_previous(stage_metrics),
     }
     atomic_write_json(metrics_dir / "eval.json", out)
     by_stage, per_class = stage_plot_rows(stage_metrics)
