@@ -176,8 +176,10 @@ def detector_observations(world: World, val: dict[str, list[Sequence]], tcfg: Tr
                           ) -> tuple[dict[str, Observations], Any, dict[str, Any]]:
     """Detector + ReID outputs of every val video (once), the extractor, and end-to-end timing.
 
-    Timing per video: detector (batched as in evaluation), ReID, the rest of observing (frame
-    reads, HSV histograms) and stagetrack's classical tracking, in seconds and frames/s.
+    Timing per video: detector (batched as in evaluation), ReID (of the boxes the tracker uses
+    appearance for, as in evaluation), the rest of observing (frame reads, HSV histograms, camera
+    motion) and stagetrack's classical tracking, in seconds and frames/s. The low-score boxes
+    are embedded afterwards, untimed, for the peers (they use appearance in both rounds).
     """
     from stagetrack.detect.yolo import Detector
     from stagetrack.reid.features import ReidExtractor
@@ -197,7 +199,7 @@ def detector_observations(world: World, val: dict[str, list[Sequence]], tcfg: Tr
             start = time.perf_counter()
             track(obs, classical)
             track_s = time.perf_counter() - start
-            observations[seq.name] = obs
+            observations[seq.name] = _embed_the_rest(obs, seq, extractor.from_boxes)
             total = observe_s + track_s
             per_video[seq.name] = {
                 "frames": seq.length, "detect_s": round(clock["detect_s"], 3), "reid_s": round(clock["reid_s"], 3),
@@ -215,6 +217,19 @@ def detector_observations(world: World, val: dict[str, list[Sequence]], tcfg: Tr
            "ms_per_frame": {k[:-2]: round(1000 * v / frames, 2) for k, v in parts.items()},
            "per_video": per_video}
     return observations, extractor, e2e
+
+
+def _embed_the_rest(obs: Observations, seq: Sequence, embed: Callable) -> Observations:
+    """``obs`` with the boxes observe() left unembedded (NaN rows: low scores) embedded too."""
+    frames = []
+    for f, dets in enumerate(obs.frames, start=1):
+        if dets.emb is not None and not np.isfinite(dets.emb).all():
+            missing = ~np.isfinite(dets.emb).all(axis=1)
+            emb = dets.emb.copy()
+            emb[missing] = embed(cv2.imread(str(seq.image(f)), cv2.IMREAD_COLOR), dets.tlwh[missing])
+            dets = dataclasses.replace(dets, emb=emb)
+        frames.append(dets)
+    return dataclasses.replace(obs, frames=frames)
 
 
 def public_det_case(world: World, val: dict[str, list[Sequence]], noisy: dict[str, list[np.ndarray]],
@@ -306,7 +321,7 @@ def run(world: World, tmp: Path, noise: Noise = Noise()) -> tuple[dict[str, Any]
         datasets["detector"] = {"detections": f"{world.models.detector} outputs, score >= {det_conf}",
                                 "results": _run_all(val, observations, people, params.eval)}
     noisy = {s.name: noisy_detections(s, noise, det_conf) for seqs in val.values() for s in seqs}
-    observations = {s.name: observations_from_boxes(s, noisy[s.name], embed, tcfg, images=True)
+    observations = {s.name: observations_from_boxes(s, noisy[s.name], embed, tcfg, images=True, embed_all=True)
                     for seqs in val.values() for s in seqs}
     inputs["noisy_gt"] = observations
     people = contenders(tcfg, scorer, available_peers(embed is not None), frames, embed is not None, True)

@@ -143,16 +143,26 @@ def _flat(cfg, prefix=""):
     return out
 
 
-# written out by hand from the commit that made them defaults: params.yaml has track_buffer_fps 0.0,
-# costs.fusion min and kalman.std_weight_velocity 0.0125 (1/80); ByteTrack's were 30, mean, 0.00625
-PREVIOUS = {"track_buffer_fps": 30.0, "costs.fusion": "mean", "kalman.std_weight_velocity": 0.00625}
+# written out by hand from the commits that made them defaults: params.yaml has track_buffer_fps 0.0,
+# costs.fusion min, kalman.std_weight_velocity 0.0125 (1/80) for people and 0.00625 for vehicles,
+# gmc.method sparse_flow and reid_gate 2.0 (off); before they were 30, mean, 0.00625 for both
+# classes, none and 0.5
+PREVIOUS = {"track_buffer_fps": 30.0, "costs.fusion": "mean", "kalman.std_weight_velocity": 0.00625,
+            "kalman.std_weight_velocity_vehicle": None, "gmc.method": "none", "reid_gate": 0.5}
+CURRENT = {"track_buffer_fps": 0.0, "costs.fusion": "min", "kalman.std_weight_velocity": 0.0125,
+           "kalman.std_weight_velocity_vehicle": 0.00625, "gmc.method": "sparse_flow", "reid_gate": 2.0}
+VARIANT_NAMES = ["stagetrack", "fps_scaled_buffer", "mean_fusion", "kalman_velocity_1/160",
+                 "vehicle_velocity_as_people", "no_gmc", "reid_gate_0.5", "previous_defaults"]
 
 
 @pytest.mark.parametrize("name, changed", [
     ("stagetrack", {}),
     ("fps_scaled_buffer", {"track_buffer_fps": 30.0}),
     ("mean_fusion", {"costs.fusion": "mean"}),
-    ("kalman_velocity_1/160", {"kalman.std_weight_velocity": 0.00625}),
+    ("kalman_velocity_1/160", {"kalman.std_weight_velocity": 0.00625, "kalman.std_weight_velocity_vehicle": None}),
+    ("vehicle_velocity_as_people", {"kalman.std_weight_velocity_vehicle": None}),
+    ("no_gmc", {"gmc.method": "none"}),
+    ("reid_gate_0.5", {"reid_gate": 0.5}),
     ("previous_defaults", PREVIOUS),
     ("stagetrack+learned", {}),
 ])
@@ -166,11 +176,8 @@ def test_variant_differs_from_params_exactly_in_its_fields(name, changed):
 
 def test_params_hold_the_current_defaults_and_every_variant_is_tested():
     params = _flat(_World().params.tracker)
-    assert {k: params[k] for k in PREVIOUS} == {"track_buffer_fps": 0.0, "costs.fusion": "min",
-                                                "kalman.std_weight_velocity": 0.0125}
-    assert [v.name for v in experiments.VARIANTS] == ["stagetrack", "fps_scaled_buffer", "mean_fusion",
-                                                      "kalman_velocity_1/160", "previous_defaults",
-                                                      "stagetrack+learned"]
+    assert {k: params[k] for k in PREVIOUS} == CURRENT
+    assert [v.name for v in experiments.VARIANTS] == VARIANT_NAMES + ["stagetrack+learned"]
 
 
 def test_previous_defaults_scale_the_buffer_by_fps():
@@ -221,8 +228,7 @@ def test_tiny_run_writes_the_schema(tiny_run):
     text = (out / "RESULTS.md").read_text()
     assert res["command"] in text and "| tracker |" in text and "HOTA" in text
     exp = res["experiments"]  # no models: classical variants only, on noisy ground truth
-    assert exp["variants"] == ["stagetrack", "fps_scaled_buffer", "mean_fusion", "kalman_velocity_1/160",
-                               "previous_defaults"]
+    assert exp["variants"] == VARIANT_NAMES
     assert set(exp["datasets"]) == {"noisy_gt"}
     for r in exp["datasets"]["noisy_gt"]["results"].values():
         assert set(r["goal_met"]) == set(exp["datasets"]["noisy_gt"]["domains"])

@@ -435,3 +435,17 @@ def test_source_config_from_yaml() -> None:
         configtypes.build(SourceConfig, {"root": "x", "fps": 0})
     with pytest.raises(ConfigError, match="allowed: person, vehicle, ignore"):
         configtypes.build(SourceConfig, {"root": "x", "class_map": {"1": "car"}})
+
+
+def test_mot15_world_coordinates_read_as_rows_without_class(tmp_path):
+    # 2D MOT 2015 ground truth: frame,id,x,y,w,h,conf,worldX,worldY,worldZ (TUD-Stadtmitte)
+    path = tmp_path / "gt.txt"
+    path.write_text("1,1,88,99,61.08,218.56,1,4.4852,5.5016,0\n1,2,181,95,75.8,227.01,0,4.4091,4.4283,0\n")
+    boxes = mot.read_txt(path, "gt")
+    assert boxes["category"].tolist() == ["-1", "-1"] and boxes["cls"].tolist() == [PERSON, PERSON]
+    assert boxes["vis"].tolist() == [1.0, 1.0] and boxes["conf"].tolist() == [1.0, 0.0]
+    # nine columns (MOT16/17 layout): a fractional class is a typo, named with its line
+    path.write_text("1,1,88,99,61,218,1,1,1\n2,1,88,99,61,218,1,1.5,1\n")
+    with pytest.raises(DataError) as err:
+        mot.read_txt(path, "gt")
+    assert err.value.line == 2 and err.value.field == "class"

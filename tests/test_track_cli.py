@@ -82,10 +82,19 @@ def test_track_writes_one_result_file_per_sequence(det_dir, tmp_path, hsv_calls,
     assert "tracked 2 sequence(s)" in capsys.readouterr().out
 
 
-def test_hsv_weight_zero_reads_no_images(det_dir, tmp_path, hsv_calls):
+def test_no_cue_needing_images_reads_no_images(det_dir, tmp_path, hsv_calls, monkeypatch):
+    import stagetrack.inference as inference
+
+    reads = []
+    real = inference._read
+    monkeypatch.setattr(inference, "_read", lambda path: reads.append(path) or real(path))
     rc = main(["track", "--det-dir", str(det_dir), "--out-dir", str(tmp_path / "out"),
+               "--params", params(tmp_path, "tracker:\n  costs:\n    hsv: 0.0\n  gmc:\n    method: none\n")])
+    assert rc == 0 and hsv_calls == [] and reads == []
+    # camera motion compensation alone reads SEQ-B's frames (SEQ-A has none)
+    rc = main(["track", "--det-dir", str(det_dir), "--out-dir", str(tmp_path / "out2"),
                "--params", params(tmp_path, "tracker:\n  costs:\n    hsv: 0.0\n")])
-    assert rc == 0 and hsv_calls == []
+    assert rc == 0 and len(reads) == 6
 
 
 @pytest.mark.parametrize("text, message", [

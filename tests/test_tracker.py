@@ -97,11 +97,15 @@ def crossing(with_emb):
     return frames
 
 
-def test_crossing_switches_ids_without_appearance_and_not_with_it():
+def test_crossing_switches_ids_without_appearance_and_not_with_the_reid_gate():
     without = run(Tracker(TrackerConfig()), crossing(False))
     assert without[5] == {0: 1, 1: 2} and without[20] == {0: 2, 1: 1}  # the IoU-only swap
-    with_emb = run(Tracker(TrackerConfig()), crossing(True))
+    # the ReID gate forbids the swapped pairs (distance 1.0 > 0.5)
+    with_emb = run(Tracker(TrackerConfig(reid_gate=0.5)), crossing(True))
     assert all(with_emb[f] == {0: 1, 1: 2} for f in with_emb)
+    # with the gate off (the default, as BoT-SORT) min fusion uses appearance only for pairs at
+    # IoU >= proximity (0.5); the true pairs overlap 0.43 here, so appearance cannot undo the swap
+    assert run(Tracker(TrackerConfig()), crossing(True))[20] == {0: 2, 1: 1}
 
 
 class OracleScorer:
@@ -254,3 +258,35 @@ def test_motion_gate_forbids_unlikely_jumps(gate, same_id):
     frames = [dets([(10, 10, 20, 40, 0.9, PERSON, 0)]) for _ in range(5)] + [dets([(14, 10, 20, 40, 0.9, PERSON, 0)])] * 2
     ids = run(Tracker(TrackerConfig(motion_gate=gate)), frames)
     assert (ids[7] == {0: 1}) is same_id
+
+
+def test_appearance_learns_only_from_confident_matches():
+    # a track matched in round 2 by a low-score box keeps its embedding, whatever that box carries
+    e1, e2 = np.array([[1, 0, 0, 0]], np.float32), np.array([[0, 1, 0, 0]], np.float32)
+    tracker = Tracker(TrackerConfig())
+    tracker.update(dets([(10, 10, 20, 40, 0.9, PERSON, 0)], e1), SIZE)
+    tracker.update(dets([(12, 10, 20, 40, 0.2, PERSON, 0)], e2), SIZE)        # low score: round 2
+    assert tracker.tracks[0].frame_id == 2 and np.allclose(tracker.tracks[0].emb, e1[0])
+    tracker.update(dets([(14, 10, 20, 40, 0.9, PERSON, 0)], e2), SIZE)        # confident: EMA 0.9 / 0.1
+    expected = 0.9 * e1[0] + 0.1 * e2[0]
+    np.testing.assert_allclose(tracker.tracks[0].emb, expected / np.linalg.norm(expected), rtol=1e-6)
+
+
+def test_unembedded_low_score_boxes_track_exactly_like_embedded_ones():
+    # inference.observe leaves boxes below track_high_thresh unembedded (NaN rows): same tracks
+    rng = np.random.default_rng(0)
+    paths = [line(10, 10, 3, 0, 15, 0), line(10, 200, 0, 4, 15, 1), line(300, 100, -2, 2, 15, 2)]
+    full, holes = [], []
+    for t in range(15):
+        rows = [p[t][:4] + ((0.3 if (t + k) % 4 == 0 else 0.9),) + p[t][5:] for k, p in enumerate(paths)]
+        emb = rng.normal(size=(3, 8)).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        full.append(dets(rows, emb))
+        nan = emb.copy()
+        nan[np.array([r[4] for r in rows]) < TrackerConfig().track_high_thresh] = np.nan
+        holes.append(dets(rows, nan))
+    a, b = Tracker(TrackerConfig()), Tracker(TrackerConfig())
+    for f, h in zip(full, holes):
+        ra, rb = a.update(f, SIZE), b.update(h, SIZE)
+        np.testing.assert_array_equal(ra, rb)
+    assert all(np.isfinite(t.emb).all() for t in b.tracks)

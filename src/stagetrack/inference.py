@@ -7,6 +7,15 @@ association on identical inputs this way.
 
 :func:`gt_observations` builds the same inputs from ground truth (boxes jittered, some
 dropped, ids kept) for logging association-training samples.
+
+Both read every frame once; when they do, they also measure the camera's motion between
+consecutive frames (:mod:`.track.gmc`), which :func:`track` hands to the tracker.
+
+ReID is the expensive part of a frame (about 85% of it on CPU), and the tracker uses
+appearance only for detections scoring ``>= tracker.track_high_thresh`` (round 1 and new tracks;
+round 2 matches low-score boxes on IoU alone, and a track's appearance learns only from
+high-score matches). So only those boxes are embedded; the others get NaN rows. ``embed_all``
+embeds every box (the benchmark's peers use appearance in both rounds).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import numpy as np
 from .data.sequence import IGNORE, Sequence, empty_boxes, tlbr, tlwh
 from .track.config import TrackerConfig
 from .track.costs import hsv_histogram
+from .track.gmc import CameraMotion
 from .track.tracker import Detections, Tracker
 
 Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (image BGR, tlwh (M, 4)) -> (M, D)
@@ -34,6 +44,7 @@ class Observations:
     image_size: tuple[int, int]  # (width, height)
     fps: float
     frames: list[Detections]
+    camera: list[np.ndarray] | None = None  # per frame, the (2, 3) camera affine from the previous frame
 
 
 def _read(path) -> np.ndarray:
@@ -45,33 +56,51 @@ def _read(path) -> np.ndarray:
     return image
 
 
-def _features(image: np.ndarray | None, boxes: np.ndarray, embed: Embedder | None, cfg: TrackerConfig):
-    """(ReID embeddings or None, HSV histograms) of ``boxes``; ``image`` may be None if no boxes."""
+def _features(image: np.ndarray | None, boxes: np.ndarray, scores: np.ndarray, embed: Embedder | None,
+              cfg: TrackerConfig, embed_all: bool = False):
+    """(ReID embeddings or None, HSV histograms) of ``boxes``; ``image`` may be None if no boxes.
+
+    Only boxes scoring ``>= cfg.track_high_thresh`` are embedded unless ``embed_all``; the
+    other rows are NaN.
+    """
     if not len(boxes):
         return None, np.zeros((0, cfg.hsv_h_bins * cfg.hsv_s_bins), np.float32)
-    emb = embed(image, boxes) if embed is not None else None
+    emb = None
+    if embed is not None:
+        wanted = np.ones(len(boxes), bool) if embed_all else np.asarray(scores) >= cfg.track_high_thresh
+        if wanted.all():
+            emb = np.asarray(embed(image, boxes), np.float32)
+        elif wanted.any():
+            some = np.asarray(embed(image, boxes[wanted]), np.float32)
+            emb = np.full((len(boxes), some.shape[1]), np.nan, np.float32)
+            emb[wanted] = some
+        else:  # the width is unknown without one embedding: embed one box, keep none of it
+            emb = np.full((len(boxes), np.asarray(embed(image, boxes[:1])).shape[1]), np.nan, np.float32)
     return emb, hsv_histogram(image, boxes, (cfg.hsv_h_bins, cfg.hsv_s_bins), cfg.hsv_crop)
 
 
 def observe(seq: Sequence, detect: DetectFn, embed: Embedder | None, cfg: TrackerConfig,
-            batch: int = 8, progress: bool = False) -> Observations:
+            batch: int = 8, progress: bool = False, embed_all: bool = False) -> Observations:
     """Run the detector (batched) and the appearance models over every frame of ``seq``."""
     from tqdm import tqdm
 
     frames: list[Detections] = []
+    gmc, camera = CameraMotion(cfg.gmc), []
     starts = range(1, seq.length + 1, batch)
     for start in tqdm(starts, desc=seq.name, unit="batch", leave=False, disable=not progress):
         idx = list(range(start, min(start + batch, seq.length + 1)))
         images = [_read(seq.image(f)) for f in idx]
         for image, rows in zip(images, detect(images)):
             boxes = tlwh(rows)
-            emb, hsv = _features(image, boxes, embed, cfg)
+            emb, hsv = _features(image, boxes, rows["conf"], embed, cfg, embed_all)
             frames.append(Detections(boxes, rows["conf"], rows["cls"], emb=emb, hsv=hsv))
-    return Observations(seq.name, (seq.width, seq.height), seq.fps, frames)
+            camera.append(gmc.step(image))
+    return Observations(seq.name, (seq.width, seq.height), seq.fps, frames, camera)
 
 
 def observations_from_boxes(seq: Sequence, frames: list[np.ndarray], embed: Embedder | None, cfg: TrackerConfig,
-                            *, images: bool = True, gt_ids: list[np.ndarray] | None = None) -> Observations:
+                            *, images: bool = True, gt_ids: list[np.ndarray] | None = None,
+                            embed_all: bool = False) -> Observations:
     """Detections given as ANN_DTYPE rows per frame (public detections, noisy ground truth).
 
     With ``images`` the frames are read for HSV histograms and, given ``embed``, ReID features;
@@ -79,15 +108,19 @@ def observations_from_boxes(seq: Sequence, frames: list[np.ndarray], embed: Embe
     with ground-truth identities for the association sample logger.
     """
     out = []
+    gmc, camera = CameraMotion(cfg.gmc), []
+    use_gmc = images and cfg.gmc.method != "none"
     for i, rows in enumerate(frames):
         boxes = tlwh(rows)
+        image = _read(seq.image(i + 1)) if images and (len(rows) or use_gmc) else None
         if images:
-            emb, hsv = _features(_read(seq.image(i + 1)) if len(rows) else None, boxes, embed, cfg)
+            emb, hsv = _features(image, boxes, rows["conf"], embed, cfg, embed_all)
+            camera.append(gmc.step(image))
         else:
             emb, hsv = None, None
         out.append(Detections(boxes, rows["conf"], rows["cls"], emb=emb, hsv=hsv,
                               gt_id=gt_ids[i] if gt_ids is not None else None))
-    return Observations(seq.name, (seq.width, seq.height), seq.fps, out)
+    return Observations(seq.name, (seq.width, seq.height), seq.fps, out, camera if images else None)
 
 
 def gt_observations(seq: Sequence, embed: Embedder | None, cfg: TrackerConfig, rng: np.random.Generator,
@@ -131,7 +164,7 @@ def track(obs: Observations, cfg: TrackerConfig, scorer=None, logger=None) -> np
     tracker = Tracker(cfg, scorer=scorer, logger=logger, frame_rate=obs.fps)
     out = []
     for frame, dets in enumerate(obs.frames, start=1):
-        rows = tracker.update(dets, obs.image_size)
+        rows = tracker.update(dets, obs.image_size, obs.camera[frame - 1] if obs.camera else None)
         rows["frame"] = frame
         out.append(rows)
     return np.concatenate(out) if out else empty_boxes()

@@ -19,7 +19,9 @@ person; the distractor classes 2 (person on vehicle), 7 (static person), 8 (dist
 devkit's distractor matching with them; occluders (9-11) and crowd (13) are ``IGNORE`` too.
 Vehicle classes 3 (car), 4 (bicycle), 5 (motorbike), 6 (non-motorized vehicle) become
 ``vehicle`` for training; MOT17's official evaluation does not score them. MOT15-style rows
-with class -1 (no class column, or world coordinates -1) are persons. Rows whose flag is 0
+with class -1 (no class column, or world coordinates -1) are persons, and so are the rows of a
+file whose class column holds non-integers: 2D MOT 2015 writes world coordinates there
+(TUD-Stadtmitte's ground truth does), and a class number is always an integer. Rows whose flag is 0
 keep ``conf`` 0: the evaluator drops them. The visibility column becomes ``vis`` (MOT15's -1
 means unknown and reads as 1).
 
@@ -363,11 +365,45 @@ def boxes_from_values(values: np.ndarray, kind: Kind, class_map: Mapping[str, st
     return boxes
 
 
-def read_txt(path: str | Path, kind: Kind, *, class_map: Mapping[str, str] | None = None) -> np.ndarray:
-    """Boxes of a gt, det or result file (see the module docstring for the columns)."""
+def parse_mot(path: str | Path, kind: Kind) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
+    """:func:`parse_csv` of a gt, det or result file, MOT15 world coordinates recognised.
+
+    2D MOT 2015 writes ten columns, world coordinates (x, y, z) after the score, where MOT16+
+    writes class and visibility. A class number is always an integer, so ten-column rows whose
+    class column holds non-integers mark the file as MOT15-style: those columns are dropped
+    (every row: class -1, visibility 1). Elsewhere a non-integer class is an error.
+    """
     if kind not in FIELDS:
         raise ValueError(f"kind must be one of {sorted(FIELDS)}, got {kind!r}")
-    values, _, problems = parse_csv(path, FIELDS[kind])
+    fields = FIELDS[kind]
+    values, lines, problems = parse_csv(path, fields, integer=("frame", "id"))
+    if "class" not in fields or not len(values):
+        return values, lines, problems
+    j = fields.index("class")
+    fractional = np.isfinite(values[:, j]) & (values[:, j] != np.round(values[:, j]))
+    if not fractional.any():
+        return values, lines, problems
+    if _columns(path) == 10:
+        log.info("%s: ten columns with non-integers in the 8th (MOT15 world coordinates): rows have no class", path)
+        values[:, j:] = np.nan
+        return values, lines, problems
+    problems = sorted(problems + [Problem(int(lines[r]), "class", f"expected an integer, got {values[r, j]:g}")
+                                  for r in np.flatnonzero(fractional)], key=lambda p: p.line or 0)
+    return values[~fractional], lines[~fractional], problems
+
+
+def _columns(path: str | Path) -> int:
+    """Number of comma-separated fields on the first non-blank line of ``path``."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                return line.count(",") + 1
+    return 0
+
+
+def read_txt(path: str | Path, kind: Kind, *, class_map: Mapping[str, str] | None = None) -> np.ndarray:
+    """Boxes of a gt, det or result file (see the module docstring for the columns)."""
+    values, _, problems = parse_mot(path, kind)
     raise_problems(path, problems)
     return boxes_from_values(values, kind, class_map)
 

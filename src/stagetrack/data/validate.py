@@ -280,7 +280,7 @@ def _validate_mot_sequence(report: Report, seq_dir: Path, decode: Decode, class_
                 report.warning(path, None, None, "missing (a test sequence?)")
             continue
         try:
-            values, lines, problems = mot.parse_csv(path, mot.FIELDS[kind])
+            values, lines, problems = mot.parse_mot(path, kind)
         except DataError as exc:
             report.error(path, None, None, exc.message)
             continue

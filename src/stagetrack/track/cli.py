@@ -6,8 +6,8 @@ reads every sequence folder under ``DIR`` (``SEQ/det/det.txt``, ``SEQ/seqinfo.in
 (``frame,id,x,y,w,h,score,class,-1,-1``; class 1 person, 3 vehicle).
 
 Appearance follows what is available: without images the tracker uses motion and IoU only;
-with images it adds colour histograms (``tracker.costs.hsv`` > 0) and, given
-``--reid-weights``, ReID embeddings. The learned association scorer is used when
+with images it adds colour histograms (``tracker.costs.hsv`` > 0), camera motion compensation
+(``tracker.gmc.method``) and, given ``--reid-weights``, ReID embeddings. The learned association scorer is used when
 ``tracker.assoc.enable`` (or ``TRANSFORMER_ASSOC_ENABLE``) is set; its checkpoint's ReID width
 must match the ReID model's, or the command stops before tracking.
 """
@@ -87,8 +87,9 @@ def track_sequence(seq: Sequence, cfg: TrackerConfig, *, embedder: Any = None, s
                         file=f"{seq.name}/img1", hint="add the images or drop --reid-weights")
     frames = [rows[rows["cls"] != IGNORE] for _, rows in seq.iter_frames()]
     gt_ids = [match_gt_ids(rows, gt.frame_boxes(f)) for f, rows in enumerate(frames, 1)] if gt else None
-    # read frames only when a cue needs them: HSV (weight > 0), ReID, or the learned scorer
-    needed = images and (cfg.costs.hsv > 0 or embedder is not None or scorer is not None)
+    # read frames only when a cue needs them: HSV (weight > 0), ReID, the learned scorer, or GMC
+    needed = images and (cfg.costs.hsv > 0 or embedder is not None or scorer is not None
+                         or cfg.gmc.method != "none")
     obs = observations_from_boxes(seq, frames, embedder, cfg, images=needed, gt_ids=gt_ids)
     return track(obs, cfg, scorer=scorer, logger=logger)
 

@@ -51,13 +51,47 @@ class KalmanConfig:
     """Noise of the constant-velocity Kalman filter, relative to the box's width/height."""
 
     std_weight_position: float = 1.0 / 20
-    std_weight_velocity: float = 1.0 / 80
+    std_weight_velocity: float = 1.0 / 80           # people (and the default)
+    std_weight_velocity_vehicle: float | None = 1.0 / 160  # vehicles; None = std_weight_velocity
     nsa: bool = False                # scale measurement noise by (1 - score) (NSA Kalman)
 
+    def velocity_by_class(self) -> tuple[float, ...]:
+        """Velocity noise weight per class index (``CLASSES``: person 0, vehicle 1)."""
+        vehicle = self.std_weight_velocity if self.std_weight_velocity_vehicle is None \
+            else self.std_weight_velocity_vehicle
+        return (self.std_weight_velocity, vehicle)
+
     def validate(self) -> tuple[str, str] | None:
+        if self.std_weight_velocity_vehicle is not None and self.std_weight_velocity_vehicle <= 0:
+            return "std_weight_velocity_vehicle", f"must be > 0 or null, got {self.std_weight_velocity_vehicle}"
         for name in ("std_weight_position", "std_weight_velocity"):
             if getattr(self, name) <= 0:
                 return name, f"must be > 0, got {getattr(self, name)}"
+        return None
+
+
+@dataclass(frozen=True)
+class GmcConfig:
+    """Global motion compensation (:mod:`.gmc`): the camera's motion moves the tracks."""
+
+    method: Literal["none", "sparse_flow"] = "sparse_flow"
+    downscale: int = 0               # frames are shrunk by this before the flow; 0 = longer side / 960
+    max_corners: int = 1000          # Shi-Tomasi corners tracked
+    quality_level: float = 0.01      # corner quality relative to the best
+    min_distance: int = 1            # px between corners (downscaled)
+    min_points: int = 8              # fewer tracked / inlier points: no motion assumed
+    ransac_thresh: float = 0.5       # RANSAC reprojection threshold (full-resolution px)
+
+    def validate(self) -> tuple[str, str] | None:
+        if self.downscale < 0:
+            return "downscale", f"must be >= 0 (0 = from the frame size), got {self.downscale}"
+        for name in ("max_corners", "min_distance", "min_points"):
+            if getattr(self, name) < 1:
+                return name, f"must be >= 1, got {getattr(self, name)}"
+        if not 0.0 < self.quality_level < 1.0:
+            return "quality_level", f"must be in (0, 1), got {self.quality_level}"
+        if self.ransac_thresh <= 0:
+            return "ransac_thresh", f"must be > 0, got {self.ransac_thresh}"
         return None
 
 
@@ -74,7 +108,7 @@ class TrackerConfig:
     min_box_area: float = 4.0
     fuse_score: bool = True
     iou_gate: float = 0.8
-    reid_gate: float = 0.5
+    reid_gate: float = 2.0
     motion_gate: float | None = None
     duplicate_iou: float = 0.85
     history: int = 8
@@ -84,6 +118,7 @@ class TrackerConfig:
     hsv_s_bins: int = 4
     hsv_crop: float = 0.6
     kalman: KalmanConfig = field(default_factory=KalmanConfig)
+    gmc: GmcConfig = field(default_factory=GmcConfig)
     costs: CostWeights = field(default_factory=CostWeights)
     assoc: LearnedAssocConfig = field(default_factory=LearnedAssocConfig)
 

@@ -43,6 +43,10 @@ class KalmanFilter:
     and velocity noise as fractions of the box side (ByteTrack: 1/20 and 1/160). With ``nsa``
     the measurement noise is scaled by ``1 - score`` (NSA Kalman, GIAOTracker/StrongSORT), so
     confident detections pull the state harder.
+
+    :meth:`initiate` and :meth:`multi_predict` take an optional per-box ``velocity_weight``
+    (leading shape of the boxes) that replaces ``std_weight_velocity``: the tracker gives people
+    and vehicles different motion priors this way.
     """
 
     def __init__(self, std_weight_position: float = 1.0 / 20, std_weight_velocity: float = 1.0 / 160,
@@ -58,19 +62,26 @@ class KalmanFilter:
         w, h = mean[..., 2], mean[..., 3]
         return np.stack([w, h, w, h], axis=-1)
 
-    def initiate(self, measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _velocity(self, velocity_weight: np.ndarray | None) -> np.ndarray | float:
+        if velocity_weight is None:
+            return self.std_weight_velocity
+        return np.asarray(velocity_weight, dtype=np.float64)[..., None]
+
+    def initiate(self, measurement: np.ndarray,
+                 velocity_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """New track(s) from ``(..., 4)`` xywh boxes: zero velocity, wide uncertainty."""
         measurement = np.asarray(measurement, dtype=np.float64)
         mean = np.concatenate([measurement, np.zeros_like(measurement)], axis=-1)  # (..., 8)
         side = self._side(measurement)
         std = np.concatenate([2 * self.std_weight_position * side,
-                              10 * self.std_weight_velocity * side], axis=-1)
+                              10 * self._velocity(velocity_weight) * side], axis=-1)
         return mean, _diag(np.square(std))
 
-    def multi_predict(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def multi_predict(self, mean: np.ndarray, covariance: np.ndarray,
+                      velocity_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One step ahead for ``(N, 8)`` means and ``(N, 8, 8)`` covariances (any leading dims)."""
         side = self._side(mean)
-        std = np.concatenate([self.std_weight_position * side, self.std_weight_velocity * side], axis=-1)
+        std = np.concatenate([self.std_weight_position * side, self._velocity(velocity_weight) * side], axis=-1)
         mean = mean @ self._motion_mat.T
         covariance = self._motion_mat @ covariance @ self._motion_mat.T + _diag(np.square(std))
         return mean, covariance

@@ -5,7 +5,8 @@ Per frame (:meth:`Tracker.update`):
 1. split detections into high (``score >= track_high_thresh``) and low
    (``track_low_thresh < score < track_high_thresh``) ones; boxes without area are dropped;
 2. predict every live track with one batched Kalman step (lost tracks keep their position
-   velocity but not their size velocity, as in ByteTrack);
+   velocity but not their size velocity, as in ByteTrack), then move the predictions by the
+   camera's motion since the previous frame when the caller gives it (:mod:`.gmc`, BoT-SORT);
 3. hand the candidate tracks (tracked + lost) and the high detections to the sample logger;
 4. round 1: candidates x high detections on the blended cost (:func:`costs.blend`: IoU fused
    with the score, ReID, HSV, the learned score, gates) below ``match_thresh``;
@@ -42,6 +43,7 @@ from ..data.sequence import CLASSES, PERSON, VEHICLE, empty_boxes
 from ..errors import ConfigError
 from . import costs
 from .config import TrackerConfig
+from .gmc import is_identity, warp_states
 from .kalman import KalmanFilter, tlwh_to_xywh
 from .matching import linear_assignment
 from .track import Track, TrackState
@@ -147,6 +149,7 @@ class Tracker:
         self.max_time_lost = (cfg.track_buffer if cfg.track_buffer_fps <= 0
                               else int(self.frame_rate / cfg.track_buffer_fps * cfg.track_buffer))
         self.kalman = KalmanFilter(cfg.kalman.std_weight_position, cfg.kalman.std_weight_velocity, cfg.kalman.nsa)
+        self._velocity = np.array(cfg.kalman.velocity_by_class())  # per class: people turn faster than vehicles
         self.tracks: list[Track] = []
         self.frame_id = 0
         self._next_id = 1
@@ -159,8 +162,11 @@ class Tracker:
         self._next_id = 1
         self._warned_no_emb = False
 
-    def update(self, dets: Detections, image_size: tuple[int, int]) -> np.ndarray:
+    def update(self, dets: Detections, image_size: tuple[int, int], camera: np.ndarray | None = None) -> np.ndarray:
         """Track one frame; ``image_size`` is (width, height) in pixels.
+
+        ``camera`` is the (2, 3) affine of the camera's motion from the previous frame to this
+        one (:func:`.gmc.camera_motion`); None means a still camera.
 
         Returns ``ANN_DTYPE`` rows of the confirmed tracks matched in this frame: ``frame`` is
         this tracker's 1-based frame counter, ``id`` the track id, ``x, y, w, h`` the Kalman
@@ -177,7 +183,7 @@ class Tracker:
         low = dets.subset(np.flatnonzero(valid & (dets.score > cfg.track_low_thresh)
                                          & (dets.score < cfg.track_high_thresh)))
 
-        self._predict()
+        self._predict(camera)
         unconfirmed = [t for t in self.tracks if t.state == TrackState.New]
         pool = [t for t in self.tracks if t.state in (TrackState.Tracked, TrackState.Lost)]
         if self.logger is not None:
@@ -226,14 +232,17 @@ class Tracker:
                 f"expects {self.scorer.embed_dim}; appearance would be silently dropped",
                 field="tracker.assoc", hint="use the ReID model the scorer was trained with, or retrain the scorer")
 
-    def _predict(self) -> None:
+    def _predict(self, camera: np.ndarray | None) -> None:
         if not self.tracks:
             return
         mean = np.array([t.mean for t in self.tracks])             # (N, 8)
         cov = np.array([t.covariance for t in self.tracks])        # (N, 8, 8)
         not_tracked = np.array([t.state != TrackState.Tracked for t in self.tracks])
         mean[not_tracked, 6:8] = 0.0                               # lost boxes keep their size
-        mean, cov = self.kalman.multi_predict(mean, cov)
+        velocity = self._velocity[np.array([t.cls for t in self.tracks])]
+        mean, cov = self.kalman.multi_predict(mean, cov, velocity)
+        if not is_identity(camera):
+            mean, cov = warp_states(mean, cov, np.asarray(camera, dtype=np.float64))
         for t, m, c in zip(self.tracks, mean, cov):
             t.mean, t.covariance = m, c
             t.age += 1
@@ -281,7 +290,9 @@ class Tracker:
         cov = np.array([t.covariance for t in matched])
         score = dets.score[di]
         mean, cov = self.kalman.update(mean, cov, tlwh_to_xywh(dets.tlwh[di]), score)
-        emb = self._ema(matched, "emb", dets.emb, di, self.cfg.emb_momentum, l2=True)
+        # appearance learns only from confident boxes: low-score ones are often occluded (and not embedded)
+        confident = score >= self.cfg.track_high_thresh
+        emb = self._ema(matched, "emb", dets.emb, di, self.cfg.emb_momentum, l2=True, use=confident)
         hsv = self._ema(matched, "hsv", dets.hsv, di, self.cfg.hsv_momentum, l2=False)
         gt_id = dets.gt_id[di] if dets.gt_id is not None else None
         for k, t in enumerate(matched):
@@ -304,12 +315,18 @@ class Tracker:
 
     @staticmethod
     def _ema(tracks: list[Track], attr: str, feats: np.ndarray | None, di: np.ndarray, momentum: float,
-             l2: bool) -> np.ndarray | None:
-        """EMA of a per-track feature with the matched detections' (re-normalised), or None."""
+             l2: bool, use: np.ndarray | None = None) -> np.ndarray | None:
+        """EMA of a per-track feature with the matched detections' (re-normalised), or None.
+
+        Rows not in ``use`` and non-finite rows (boxes not embedded) keep the track's feature.
+        """
         if feats is None:
             return None
         new = feats[di].astype(np.float32)
+        keep = ~np.isfinite(new).all(axis=1) if use is None else ~(use & np.isfinite(new).all(axis=1))
         old = np.array([new[k] if getattr(t, attr) is None else getattr(t, attr) for k, t in enumerate(tracks)])
+        if keep.any():
+            new[keep] = old[keep]
         if not l2:  # a zero histogram (box outside the image) carries no colour: keep the old one
             new = np.where(new.sum(axis=1, keepdims=True) > 0, new, old)
         out = momentum * old + (1.0 - momentum) * new
@@ -319,7 +336,7 @@ class Tracker:
     def _birth(self, dets: Detections) -> None:
         if not len(dets):
             return
-        mean, cov = self.kalman.initiate(tlwh_to_xywh(dets.tlwh))
+        mean, cov = self.kalman.initiate(tlwh_to_xywh(dets.tlwh), self._velocity[dets.cls])
         first = self.frame_id == 1
         for j in range(len(dets)):
             self.tracks.append(Track(
