@@ -255,3 +255,17 @@ def test_tiny_run_every_peer_produced_finite_numbers(tiny_run):
         assert shipped | {"stagetrack"} <= set(size["ms_per_frame"]), n
         assert all(_finite(v) and v > 0 for v in size["ms_per_frame"].values())
         assert all(_finite(v) for v in size["ratio_vs_stagetrack"].values())
+
+
+def test_no_gmc_variant_drops_the_measured_camera_motion():
+    # two still 4x4 boxes under a camera panning 5 px per frame: only the camera's motion keeps them
+    from stagetrack.inference import Observations
+    from stagetrack.track.tracker import Detections
+
+    frames = [Detections([[100.0 - 5 * t, 50.0, 4.0, 4.0]], [0.9], [0]) for t in range(8)]
+    camera = [np.array([[1.0, 0.0, 0.0 if t == 0 else -5.0], [0.0, 1.0, 0.0]]) for t in range(8)]
+    obs = Observations("pan", (320, 240), 30.0, frames, camera)
+    params = _World().params.tracker
+    by_name = {v.name: experiments._contender(v, params, None) for v in experiments.VARIANTS if not v.learned}
+    assert len(by_name["stagetrack"].run(obs, None)) == 8
+    assert len(by_name["no_gmc"].run(obs, None)) == 1
