@@ -112,8 +112,6 @@ def _contender(variant: Variant, tcfg: TrackerConfig, scorer: Any) -> Contender:
     change = f"{variant.change} (w={scorer.weight})" if chosen is not None else variant.change
 
     def run(obs: Any, seq: Any) -> np.ndarray:
-        if cfg.gmc.method == "none":  # the camera's motion was measured when observing: drop it
-            obs = dataclasses.replace(obs, camera=None)
         return track(obs, cfg, scorer=chosen)
 
     return Contender(variant.name, "stagetrack", change, run)

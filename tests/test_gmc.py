@@ -110,6 +110,9 @@ def test_tracker_keeps_ids_under_a_panning_camera_only_with_its_motion():
     # without the camera's motion every frame's boxes overlap nothing: the first frame's tracks are
     # lost at once and no new track is ever confirmed (its box moved again by the next frame)
     assert without["frame"].tolist() == [1, 1]
+    # the same observations tracked with gmc.method none ignore the measured motion
+    off = track(obs, TrackerConfig(gmc=GmcConfig(method="none")))
+    np.testing.assert_array_equal(off, without)
 
 
 def test_class_velocity_priors_reach_the_kalman_state():

@@ -163,8 +163,10 @@ def track(obs: Observations, cfg: TrackerConfig, scorer=None, logger=None) -> np
     """Track one video; returns ANN_DTYPE rows of every frame (MOTChallenge result content)."""
     tracker = Tracker(cfg, scorer=scorer, logger=logger, frame_rate=obs.fps)
     out = []
+    # the camera's motion was measured when observing; cfg decides whether the tracker uses it
+    camera = obs.camera if obs.camera and cfg.gmc.method != "none" else None
     for frame, dets in enumerate(obs.frames, start=1):
-        rows = tracker.update(dets, obs.image_size, obs.camera[frame - 1] if obs.camera else None)
+        rows = tracker.update(dets, obs.image_size, camera[frame - 1] if camera else None)
         rows["frame"] = frame
         out.append(rows)
     return np.concatenate(out) if out else empty_boxes()
