@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from stagetrack.cli import main
 from stagetrack.data import mot, synth
@@ -67,6 +69,10 @@ def test_logging_without_ground_truth_is_a_clear_error(det_dir, tmp_path, monkey
 
 
 def test_repo_params_track_without_a_checkpoint_falls_back_to_classical(det_dir, tmp_path, capsys):
-    # the repo's params enable the learned scorer with `weights: null` (= a stage's own model)
-    assert main(["track", "--det-dir", str(det_dir), "--out-dir", str(tmp_path / "out")]) == 0
+    # the repo's params with the learned scorer switched on and `weights: null` (= a stage's own model)
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params["tracker"]["assoc"].update(enable=True, weights=None)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["track", "--det-dir", str(det_dir), "--out-dir", str(tmp_path / "out"),
+                 "--params", str(tmp_path / "params.yaml")]) == 0
     assert "tracking with classical costs" in capsys.readouterr().err

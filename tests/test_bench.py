@@ -148,11 +148,12 @@ def _flat(cfg, prefix=""):
 # gmc.method sparse_flow and reid_gate 2.0 (off); before they were 30, mean, 0.00625 for both
 # classes, none and 0.5
 PREVIOUS = {"track_buffer_fps": 30.0, "costs.fusion": "mean", "kalman.std_weight_velocity": 0.00625,
-            "kalman.std_weight_velocity_vehicle": None, "gmc.method": "none", "reid_gate": 0.5}
+            "kalman.std_weight_velocity_vehicle": None, "gmc.method": "none", "reid_gate": 0.5, "iou_min_size": 0.0}
 CURRENT = {"track_buffer_fps": 0.0, "costs.fusion": "min", "kalman.std_weight_velocity": 0.0125,
-           "kalman.std_weight_velocity_vehicle": 0.00625, "gmc.method": "sparse_flow", "reid_gate": 2.0}
+           "kalman.std_weight_velocity_vehicle": 0.00625, "gmc.method": "sparse_flow", "reid_gate": 2.0,
+           "iou_min_size": 20.0}
 VARIANT_NAMES = ["stagetrack", "fps_scaled_buffer", "mean_fusion", "kalman_velocity_1/160",
-                 "vehicle_velocity_as_people", "no_gmc", "reid_gate_0.5", "previous_defaults"]
+                 "vehicle_velocity_as_people", "no_gmc", "reid_gate_0.5", "no_iou_min_size", "previous_defaults"]
 
 
 @pytest.mark.parametrize("name, changed", [
@@ -163,6 +164,7 @@ VARIANT_NAMES = ["stagetrack", "fps_scaled_buffer", "mean_fusion", "kalman_veloc
     ("vehicle_velocity_as_people", {"kalman.std_weight_velocity_vehicle": None}),
     ("no_gmc", {"gmc.method": "none"}),
     ("reid_gate_0.5", {"reid_gate": 0.5}),
+    ("no_iou_min_size", {"iou_min_size": 0.0}),
     ("previous_defaults", PREVIOUS),
     ("stagetrack+learned", {}),
 ])
@@ -258,12 +260,13 @@ def test_tiny_run_every_peer_produced_finite_numbers(tiny_run):
 
 
 def test_no_gmc_variant_drops_the_measured_camera_motion():
-    # two still 4x4 boxes under a camera panning 5 px per frame: only the camera's motion keeps them
+    # a still 4x4 box under a camera panning 25 px per frame: only the camera's motion keeps it (even
+    # measured as a 20 px box, iou_min_size, it overlaps nothing of its last position)
     from stagetrack.inference import Observations
     from stagetrack.track.tracker import Detections
 
-    frames = [Detections([[100.0 - 5 * t, 50.0, 4.0, 4.0]], [0.9], [0]) for t in range(8)]
-    camera = [np.array([[1.0, 0.0, 0.0 if t == 0 else -5.0], [0.0, 1.0, 0.0]]) for t in range(8)]
+    frames = [Detections([[250.0 - 25 * t, 50.0, 4.0, 4.0]], [0.9], [0]) for t in range(8)]
+    camera = [np.array([[1.0, 0.0, 0.0 if t == 0 else -25.0], [0.0, 1.0, 0.0]]) for t in range(8)]
     obs = Observations("pan", (320, 240), 30.0, frames, camera)
     params = _World().params.tracker
     by_name = {v.name: experiments._contender(v, params, None) for v in experiments.VARIANTS if not v.learned}

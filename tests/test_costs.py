@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stagetrack.track.config import CostWeights
-from stagetrack.track.costs import (blend, fuse_score, hsv_distance, hsv_histogram, iou_distance,
+from stagetrack.track.costs import (blend, fuse_score, grow_to, hsv_distance, hsv_histogram, iou_distance,
                                     reid_distance)
 from stagetrack.track.matching import linear_assignment
 
@@ -26,6 +26,24 @@ INF = np.inf
 def test_iou_distance(a, b, expected):
     d = iou_distance(np.array([a], float), np.array([b], float))
     assert d.shape == (1, 1) and d[0, 0] == pytest.approx(expected)
+
+
+def test_grow_to_pads_only_the_short_sides_about_the_centre():
+    boxes = np.array([[10, 10, 14, 14],      # 4x4: both sides grown to 20, centre (12, 12) kept
+                      [0, 0, 40, 6],         # 40x6: only the height grows (7 px each side)
+                      [0, 0, 30, 25]], float)  # large: unchanged
+    np.testing.assert_allclose(grow_to(boxes, 20.0), [[2, 2, 22, 22], [0, -7, 40, 13], [0, 0, 30, 25]])
+    np.testing.assert_array_equal(grow_to(boxes, 0.0), boxes)
+
+
+@pytest.mark.parametrize("a, b, min_size, expected", [
+    ([0, 0, 4, 4], [5, 0, 9, 4], 0.0, 1.0),           # two 4x4 boxes 5 px apart: no overlap
+    ([0, 0, 4, 4], [5, 0, 9, 4], 20.0, 1 - 300 / 500),  # grown to 20x20, 5 px apart: 15x20 of 800 - 300
+    ([0, 0, 40, 40], [5, 0, 45, 40], 20.0, 1 - 1400 / 1800),  # 40x40 boxes are measured as they are
+])
+def test_iou_distance_with_a_minimum_box_size(a, b, min_size, expected):
+    d = iou_distance(np.array([a], float), np.array([b], float), min_size)
+    assert d[0, 0] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("n, m", [(0, 3), (2, 0), (0, 0)])

@@ -86,6 +86,26 @@ def test_person_regressions_against_stage1(stage2_hota, warned):
     assert messages == (expected if warned else [])
 
 
+@pytest.mark.parametrize("stage3_vehicle, warned", [
+    (12.0, True),    # 20 -> 12 from stage2 to stage3: fell 8 > 5
+    (15.0, False),   # fell exactly 5
+    (25.0, False),   # rose
+])
+def test_stage_losses_against_the_stage_before(stage3_vehicle, warned):
+    # people: dance 60 -> 52 (stage1 -> stage2) is person_regressions' (not repeated here), then 52 -> 51
+    stages = {"stage1": stage_json({"all": 50.0, "dance": 60.0}), "stage2": stage_json({"all": 50.0, "dance": 52.0}),
+              "stage3": stage_json({"all": 50.0, "dance": 51.0})}
+    stages["stage3"]["val"]["all"]["vehicle"]["HOTA"] = stage3_vehicle
+    def vehicle(threshold: str) -> list[str]:
+        return [f"vehicle HOTA on all fell {20 - stage3_vehicle:.1f} points from stage2 to stage3 "
+                f"(20.0 -> {stage3_vehicle:.1f}, threshold {threshold})"]
+
+    assert dashboard.stage_losses(stages, threshold=5.0) == (vehicle("5") if warned else [])
+    # a lower threshold catches the people's 1-point loss too (the keys are sorted: all_vehicle first)
+    assert dashboard.stage_losses(stages, threshold=0.5) == (vehicle("0.5") if stage3_vehicle < 20 else []) + [
+        "person HOTA on dance fell 1.0 points from stage2 to stage3 (52.0 -> 51.0, threshold 0.5)"]
+
+
 def test_dashboard_png_partial_run_with_warning(metrics, tmp_path, caplog):
     out = tmp_path / "plots" / "dashboard.png"
     with caplog.at_level(logging.WARNING, logger="stagetrack.visual.dashboard"):

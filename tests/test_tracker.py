@@ -49,6 +49,21 @@ def test_ids_stable_on_straight_lines_and_output_rows():
     np.testing.assert_allclose(rows["x"][rows["id"] == 1], paths[0][-1][0], atol=1.0)
 
 
+@pytest.mark.parametrize("min_size, n_ids", [(20.0, 2), (0.0, 0)])
+def test_tiny_boxes_keep_their_ids_when_measured_at_a_minimum_size(min_size, n_ids):
+    # two 6x6 px objects moving 4 px a frame in opposite directions (aerial people); frame to frame
+    # their boxes overlap 2/6 of the width: IoU 0.2, a cost of 1 - 0.2 x 0.9 above match_thresh 0.8,
+    # so with boxes as they are no track is ever confirmed; grown to 20 px, IoU (16 x 20) / (800 - 320)
+    paths = [line(100, 100, 4, 0, 12, 0, w=6, h=6), line(300, 100, -4, 0, 12, 1, w=6, h=6)]
+    tracker = Tracker(TrackerConfig(iou_min_size=min_size))
+    out = [tracker.update(dets([p[t] for p in paths]), SIZE) for t in range(12)]
+    ids = np.concatenate([rows["id"] for rows in out[1:]])
+    assert len(np.unique(ids)) == n_ids
+    if n_ids:
+        assert all(len(rows) == 2 for rows in out)   # both followed in every frame under their first IDs
+        assert sorted(np.unique(np.concatenate([rows["id"] for rows in out])).tolist()) == [1, 2]
+
+
 def test_ids_restart_per_sequence_and_per_instance():
     seq = [dets([(10 + 3 * t, 10, 20, 40, 0.9, PERSON, 0), (300, 10 + 2 * t, 20, 40, 0.9, PERSON, 1)])
            for t in range(5)]

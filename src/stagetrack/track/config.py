@@ -108,6 +108,7 @@ class TrackerConfig:
     min_box_area: float = 4.0
     fuse_score: bool = True
     iou_gate: float = 0.8
+    iou_min_size: float = 20.0       # px: smaller boxes are grown to this (per side) before IoU; 0 = off
     reid_gate: float = 2.0
     motion_gate: float | None = None
     duplicate_iou: float = 0.85
@@ -135,6 +136,8 @@ class TrackerConfig:
             return "track_buffer", f"must be >= 0, got {self.track_buffer}"
         if self.iou_gate < 0:
             return "iou_gate", f"must be >= 0, got {self.iou_gate}"
+        if self.iou_min_size < 0:
+            return "iou_min_size", f"must be >= 0 (0 = off), got {self.iou_min_size}"
         if self.reid_gate < 0:
             return "reid_gate", f"must be >= 0, got {self.reid_gate}"
         if self.motion_gate is not None and self.motion_gate <= 0:

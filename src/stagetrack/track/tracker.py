@@ -19,6 +19,10 @@ Per frame (:meth:`Tracker.update`):
    older than ``track_buffer`` frames (scaled by ``frame_rate / track_buffer_fps`` if that is set) are removed; a lost
    track and a live one that overlap by more than ``duplicate_iou`` lose the younger one.
 
+Every IoU here (rounds 1-3 and the duplicate check) measures boxes smaller than
+``iou_min_size`` pixels on a side as grown to it about their centre (:func:`costs.grow_to`):
+a few-pixel aerial object's IoU with its own next box otherwise collapses under a pixel of jitter.
+
 Tracks only ever match detections of their own class: cross-class pairs are forbidden (set to
 ``inf``) in the full cost matrix rather than solved per class. With two classes the masking is
 one vectorised comparison over the matrix, the learned scorer sees every candidate in one
@@ -252,7 +256,7 @@ class Tracker:
         """IoU distance with cross-class pairs forbidden (round 2)."""
         if not tracks or not len(dets):
             return np.empty((len(tracks), len(dets)))
-        cost = costs.iou_distance(_tlbr(tracks), dets.tlbr)
+        cost = costs.iou_distance(_tlbr(tracks), dets.tlbr, self.cfg.iou_min_size)
         cost[np.array([t.cls for t in tracks])[:, None] != dets.cls[None, :]] = np.inf
         return cost
 
@@ -262,7 +266,7 @@ class Tracker:
         if not tracks or not len(dets):
             return np.empty((len(tracks), len(dets)))
         mean = np.array([t.mean for t in tracks])
-        iou_d = costs.iou_distance(_tlbr_of_mean(mean), dets.tlbr)
+        iou_d = costs.iou_distance(_tlbr_of_mean(mean), dets.tlbr, cfg.iou_min_size)
         forbid = np.array([t.cls for t in tracks])[:, None] != dets.cls[None, :]
         if cfg.motion_gate is not None:
             cov = np.array([t.covariance for t in tracks])
@@ -353,7 +357,7 @@ class Tracker:
         lost = [t for t in self.tracks if t.state == TrackState.Lost]
         if not live or not lost:
             return
-        dist = costs.iou_distance(_tlbr(live), _tlbr(lost))
+        dist = costs.iou_distance(_tlbr(live), _tlbr(lost), self.cfg.iou_min_size)
         same_cls = np.array([t.cls for t in live])[:, None] == np.array([t.cls for t in lost])[None, :]
         for p, q in zip(*np.nonzero((dist < 1.0 - self.cfg.duplicate_iou) & same_cls)):
             a, b = live[p], lost[q]

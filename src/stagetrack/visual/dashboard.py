@@ -12,8 +12,10 @@ pipeline logged and draws the seed's quantitative heartbeat:
 * the final evaluation's association variants side by side (``metrics/eval.json``, ``compare``).
 
 Person HOTA after a later stage falling more than ``regression_threshold`` points below stage 1
-on any domain (the forgetting the staged plan guards against) is logged as a warning and
-written on the figure. Missing inputs (a stage not run yet) leave their panels partial; no input
+on any domain (the forgetting the staged plan guards against), and any class's HOTA on a domain
+falling more than ``stage_loss_threshold`` points from one stage to the next (what replay should
+prevent: stage 3 losing the ground domains it replays), are logged as warnings and written on
+the figure. Missing inputs (a stage not run yet) leave their panels partial; no input
 at all is an error.
 """
 
@@ -142,6 +144,25 @@ def person_regressions(stages: dict[str, dict], threshold: float) -> list[str]:
                 base = stages[STAGES[0]]["val"][domain]["person"]["HOTA"]
                 out.append(f"person HOTA on {domain} fell {-delta:.1f} points after {stage} "
                            f"({base:.1f} -> {base + delta:.1f}, threshold {threshold:g})")
+    return out
+
+
+def stage_losses(stages: dict[str, dict], threshold: float) -> list[str]:
+    """One message per (stage, domain, class) whose HOTA is > ``threshold`` below the stage before's.
+
+    People's drops from stage 1 to stage 2 are left to :func:`person_regressions` (same numbers).
+    """
+    from ..evaluate.pipeline import change_vs_previous
+
+    out = []
+    for stage, deltas in change_vs_previous(stages).items():
+        before = STAGES[STAGES.index(stage) - 1]
+        for key, delta in sorted(deltas.items()):
+            domain, cls, _ = key.rsplit("_", 2)                 # "<domain>_<class>_HOTA"
+            if delta < -threshold and not (before == STAGES[0] and cls == "person"):
+                prev = stages[before]["val"][domain][cls]["HOTA"]
+                out.append(f"{cls} HOTA on {domain} fell {-delta:.1f} points from {before} to {stage} "
+                           f"({prev:.1f} -> {prev + delta:.1f}, threshold {threshold:g})")
     return out
 
 
@@ -297,18 +318,20 @@ def plot_dashboard(logs: RunLogs, cfg: DashboardConfig, warnings: list[str]):
                  va="bottom", weight="bold")
     elif len(ran) > 1:
         fig.text(0.01, 0.01, f"no person-HOTA regression of more than {cfg.regression_threshold:g} points "
-                 "against stage 1", color="green", fontsize=11, va="bottom")
+                 f"against stage 1, no class losing more than {cfg.stage_loss_threshold:g} against the stage "
+                 "before", color="green", fontsize=11, va="bottom")
     return fig
 
 
 def write_dashboard(metrics_dir: str | Path, out: str | Path, cfg: DashboardConfig) -> list[str]:
-    """Read ``metrics_dir``, write the dashboard PNG to ``out``; returns the regression warnings."""
+    """Read ``metrics_dir``, write the dashboard PNG to ``out``; returns the forgetting warnings."""
     logs = read_logs(metrics_dir)
     if logs.empty:
         raise StagetrackError("no run logs to draw", file=metrics_dir,
                               hint="expected stageN.json, eval.json or live/<stage>/<part>/plots/metrics/*.tsv; "
                                    "run the pipeline (`dvc repro`) first")
-    warnings = person_regressions(logs.stages, cfg.regression_threshold)
+    warnings = person_regressions(logs.stages, cfg.regression_threshold) \
+        + stage_losses(logs.stages, cfg.stage_loss_threshold)
     for message in warnings:
         log.warning("%s", message)
     fig = plot_dashboard(logs, cfg, warnings)
