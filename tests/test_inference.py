@@ -32,7 +32,7 @@ def test_only_confident_boxes_are_embedded_unless_asked():
     assert calls == [3] and np.isfinite(emb).all()
     calls.clear()
     emb, _ = _features(image, boxes, np.full(3, 0.1), _embedder(calls), cfg)   # none confident
-    assert emb.shape == (3, 4) and np.isnan(emb).all()
+    assert calls == [0] and emb.shape == (3, 4) and np.isnan(emb).all()        # no crop, only the width
     emb, hsv = _features(None, np.zeros((0, 4)), np.zeros(0), _embedder(calls), cfg)
     assert emb is None and hsv.shape == (0, cfg.hsv_h_bins * cfg.hsv_s_bins)
 

@@ -32,7 +32,7 @@ from .track.costs import hsv_histogram
 from .track.gmc import CameraMotion
 from .track.tracker import Detections, Tracker
 
-Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (image BGR, tlwh (M, 4)) -> (M, D)
+Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (image BGR, tlwh (M, 4)) -> (M, D), M = 0 too
 DetectFn = Callable[[list[np.ndarray]], list[np.ndarray]]    # images -> ANN_DTYPE arrays
 
 
@@ -74,8 +74,8 @@ def _features(image: np.ndarray | None, boxes: np.ndarray, scores: np.ndarray, e
             some = np.asarray(embed(image, boxes[wanted]), np.float32)
             emb = np.full((len(boxes), some.shape[1]), np.nan, np.float32)
             emb[wanted] = some
-        else:  # the width is unknown without one embedding: embed one box, keep none of it
-            emb = np.full((len(boxes), np.asarray(embed(image, boxes[:1])).shape[1]), np.nan, np.float32)
+        else:  # no box is embedded; an empty call gives the width (ReidExtractor runs no forward pass)
+            emb = np.full((len(boxes), np.asarray(embed(image, boxes[:0])).shape[1]), np.nan, np.float32)
     return emb, hsv_histogram(image, boxes, (cfg.hsv_h_bins, cfg.hsv_s_bins), cfg.hsv_crop)
 
 
