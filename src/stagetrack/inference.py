@@ -68,14 +68,10 @@ def _features(image: np.ndarray | None, boxes: np.ndarray, scores: np.ndarray, e
     emb = None
     if embed is not None:
         wanted = np.ones(len(boxes), bool) if embed_all else np.asarray(scores) >= cfg.track_high_thresh
-        if wanted.all():
-            emb = np.asarray(embed(image, boxes), np.float32)
-        elif wanted.any():
-            some = np.asarray(embed(image, boxes[wanted]), np.float32)
-            emb = np.full((len(boxes), some.shape[1]), np.nan, np.float32)
-            emb[wanted] = some
-        else:  # no box is embedded; an empty call gives the width (ReidExtractor runs no forward pass)
-            emb = np.full((len(boxes), np.asarray(embed(image, boxes[:0])).shape[1]), np.nan, np.float32)
+        # with no box wanted, the empty call still gives the width (ReidExtractor runs no forward pass)
+        some = np.asarray(embed(image, boxes[wanted]), np.float32)
+        emb = np.full((len(boxes), some.shape[1]), np.nan, np.float32)
+        emb[wanted] = some
     return emb, hsv_histogram(image, boxes, (cfg.hsv_h_bins, cfg.hsv_s_bins), cfg.hsv_crop)
 
 
