@@ -1,6 +1,6 @@
 """Ablation of the tracker's defaults: stagetrack's tracker with one of them reverted at a time.
 
-Seven defaults of ``tracker`` were chosen with this benchmark (they are in ``src/`` and
+Eight defaults of ``tracker`` were chosen with this benchmark (they are in ``src/`` and
 ``params.yaml``); each variant below is ``params.yaml``'s ``tracker`` with plain config fields
 changed, nothing else:
 
@@ -18,6 +18,8 @@ changed, nothing else:
 * ``reid_gate: 2`` (off): ``reid_gate_0.5`` forbids pairs whose ReID distance exceeds 0.5.
 * ``iou_min_size: 20``: boxes smaller than 20 px on a side are measured as 20 px for IoU;
   ``no_iou_min_size`` measures them as they are.
+* ``new_track_thresh_vehicle: 0.45``: a vehicle starts a track from a detection scoring 0.45
+  (people still need 0.5); ``vehicle_birth_as_people`` gives vehicles the people's threshold.
 
 ``previous_defaults`` reverts all of them: the tracker as it was before. Every variant runs on the
 very observations of the tracking benchmark (``detector`` and ``noisy_gt``) and is compared with
@@ -53,6 +55,7 @@ VEHICLE_AS_PEOPLE = {"kalman.std_weight_velocity_vehicle": None}
 NO_GMC = {"gmc.method": "none"}
 REID_GATE = {"reid_gate": 0.5}
 NO_IOU_MIN_SIZE = {"iou_min_size": 0.0}
+VEHICLE_BIRTH_AS_PEOPLE = {"new_track_thresh_vehicle": None}
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("no_gmc", "no camera motion compensation", NO_GMC),
     Variant("reid_gate_0.5", "pairs with ReID distance > 0.5 never match", REID_GATE),
     Variant("no_iou_min_size", "small boxes' IoU measured as they are", NO_IOU_MIN_SIZE),
+    Variant("vehicle_birth_as_people", "vehicles need the people's new_track_thresh", VEHICLE_BIRTH_AS_PEOPLE),
     Variant(PREVIOUS, "all reverted: the tracker before these defaults",
-            {**FPS_SCALED_BUFFER, **MEAN_FUSION, **KALMAN_VELOCITY_160, **NO_GMC, **REID_GATE, **NO_IOU_MIN_SIZE}),
+            {**FPS_SCALED_BUFFER, **MEAN_FUSION, **KALMAN_VELOCITY_160, **NO_GMC, **REID_GATE, **NO_IOU_MIN_SIZE,
+             **VEHICLE_BIRTH_AS_PEOPLE}),
     Variant(OURS_LEARNED, "params.yaml `tracker` as is, learned blend", learned=True),
 )
 

@@ -81,7 +81,9 @@ def _tracking(section: dict[str, Any]) -> list[str]:
         "(the detector's threshold); peers run with their own default yaml "
         "(`ultralytics/cfg/trackers/<name>.yaml`), stagetrack with `params.yaml`'s `tracker` section "
         f"(track_high_thresh {ours['tracker']['track_high_thresh']}, new_track_thresh "
-        f"{ours['tracker']['new_track_thresh']}). "
+        f"{ours['tracker']['new_track_thresh']}"
+        + (f", vehicles {ours['tracker']['new_track_thresh_vehicle']}"
+           if ours["tracker"].get("new_track_thresh_vehicle") is not None else "") + "). "
         + (f"`+reid` peers set `with_reid: True, model: auto` and receive stagetrack's own L2-normalised OSNet "
            f"embeddings ({ours['embeddings']}-dim) through `update(..., feats=...)`. " if ours["embeddings"] else
            "No ReID model in this world: no embeddings, no `+reid` peers. ")

@@ -145,15 +145,17 @@ def _flat(cfg, prefix=""):
 
 # written out by hand from the commits that made them defaults: params.yaml has track_buffer_fps 0.0,
 # costs.fusion min, kalman.std_weight_velocity 0.0125 (1/80) for people and 0.00625 for vehicles,
-# gmc.method sparse_flow and reid_gate 2.0 (off); before they were 30, mean, 0.00625 for both
-# classes, none and 0.5
+# gmc.method sparse_flow, reid_gate 2.0 (off), iou_min_size 20 and new_track_thresh_vehicle 0.45;
+# before they were 30, mean, 0.00625 for both classes, none, 0.5, 0 and null (as people)
 PREVIOUS = {"track_buffer_fps": 30.0, "costs.fusion": "mean", "kalman.std_weight_velocity": 0.00625,
-            "kalman.std_weight_velocity_vehicle": None, "gmc.method": "none", "reid_gate": 0.5, "iou_min_size": 0.0}
+            "kalman.std_weight_velocity_vehicle": None, "gmc.method": "none", "reid_gate": 0.5, "iou_min_size": 0.0,
+            "new_track_thresh_vehicle": None}
 CURRENT = {"track_buffer_fps": 0.0, "costs.fusion": "min", "kalman.std_weight_velocity": 0.0125,
            "kalman.std_weight_velocity_vehicle": 0.00625, "gmc.method": "sparse_flow", "reid_gate": 2.0,
-           "iou_min_size": 20.0}
+           "iou_min_size": 20.0, "new_track_thresh_vehicle": 0.45}
 VARIANT_NAMES = ["stagetrack", "fps_scaled_buffer", "mean_fusion", "kalman_velocity_1/160",
-                 "vehicle_velocity_as_people", "no_gmc", "reid_gate_0.5", "no_iou_min_size", "previous_defaults"]
+                 "vehicle_velocity_as_people", "no_gmc", "reid_gate_0.5", "no_iou_min_size",
+                 "vehicle_birth_as_people", "previous_defaults"]
 
 
 @pytest.mark.parametrize("name, changed", [
@@ -165,6 +167,7 @@ VARIANT_NAMES = ["stagetrack", "fps_scaled_buffer", "mean_fusion", "kalman_veloc
     ("no_gmc", {"gmc.method": "none"}),
     ("reid_gate_0.5", {"reid_gate": 0.5}),
     ("no_iou_min_size", {"iou_min_size": 0.0}),
+    ("vehicle_birth_as_people", {"new_track_thresh_vehicle": None}),
     ("previous_defaults", PREVIOUS),
     ("stagetrack+learned", {}),
 ])

@@ -100,6 +100,7 @@ def test_no_cue_needing_images_reads_no_images(det_dir, tmp_path, hsv_calls, mon
 @pytest.mark.parametrize("text, message", [
     ("tracker:\n  bogus: 1\n", "tracker.bogus: unknown key"),
     ("tracker:\n  track_low_thresh: 0.9\n", "track_low_thresh: must be <= track_high_thresh"),
+    ("tracker:\n  new_track_thresh_vehicle: 1.5\n", "new_track_thresh_vehicle: must be in [0, 1] or null"),
 ])
 def test_bad_tracker_params_exit_2_naming_the_key(det_dir, tmp_path, capsys, text, message):
     rc = main(["track", "--det-dir", str(det_dir), "--out-dir", str(tmp_path / "out"),

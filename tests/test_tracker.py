@@ -97,6 +97,20 @@ def test_low_score_detection_continues_a_track_but_never_starts_one():
     assert ids[5] == {0: 1} and ids[6] == {0: 1} and all(5 not in ids[f] for f in ids)
 
 
+@pytest.mark.parametrize("vehicle_thresh, born", [(0.45, {VEHICLE}), (None, set())])
+def test_vehicles_may_start_tracks_below_the_persons_birth_threshold(vehicle_thresh, born):
+    # a person and a vehicle both detected at 0.47 (a high detection: it can match in round 1),
+    # between the vehicle's birth threshold 0.45 and the person's 0.5
+    paths = {PERSON: line(10, 10, 3, 0, 6, 0, score=0.47), VEHICLE: line(300, 200, -3, 0, 6, 1, VEHICLE, score=0.47)}
+    cfg = TrackerConfig(track_high_thresh=0.4, new_track_thresh=0.5, new_track_thresh_vehicle=vehicle_thresh)
+    assert cfg.birth_thresh_by_class()[VEHICLE] == (0.5 if vehicle_thresh is None else vehicle_thresh)
+    tracker = Tracker(cfg)
+    out = [tracker.update(dets([p[t] for p in paths.values()]), SIZE) for t in range(6)]
+    assert set(np.concatenate([rows["cls"] for rows in out]).tolist()) == born
+    if born:  # born in frame 1 (first frame: confirmed at birth) and followed under one id
+        assert all(rows["id"].tolist() == [1] for rows in out)
+
+
 def crossing(with_emb):
     """Two people approach, overlap at frame 11, then each turns back (a bounce).
 

@@ -100,6 +100,7 @@ class TrackerConfig:
     track_high_thresh: float = 0.5
     track_low_thresh: float = 0.1
     new_track_thresh: float = 0.6
+    new_track_thresh_vehicle: float | None = None  # vehicles' birth threshold; None = new_track_thresh
     match_thresh: float = 0.8
     second_match_thresh: float = 0.5
     unconfirmed_match_thresh: float = 0.7
@@ -123,7 +124,14 @@ class TrackerConfig:
     costs: CostWeights = field(default_factory=CostWeights)
     assoc: LearnedAssocConfig = field(default_factory=LearnedAssocConfig)
 
+    def birth_thresh_by_class(self) -> tuple[float, float]:
+        """``new_track_thresh`` per class index (person, vehicle)."""
+        vehicle = self.new_track_thresh if self.new_track_thresh_vehicle is None else self.new_track_thresh_vehicle
+        return (self.new_track_thresh, vehicle)
+
     def validate(self) -> tuple[str, str] | None:
+        if self.new_track_thresh_vehicle is not None and not 0.0 <= self.new_track_thresh_vehicle <= 1.0:
+            return "new_track_thresh_vehicle", f"must be in [0, 1] or null, got {self.new_track_thresh_vehicle}"
         unit = ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
                 "second_match_thresh", "unconfirmed_match_thresh", "duplicate_iou")
         for name in unit:

@@ -15,7 +15,8 @@ Per frame (:meth:`Tracker.update`):
    become lost;
 6. unconfirmed (new) tracks x the leftover high detections on the blended cost below
    ``unconfirmed_match_thresh``; unmatched new tracks are removed;
-7. leftover high detections scoring ``>= new_track_thresh`` start new tracks; lost tracks
+7. leftover high detections scoring ``>= new_track_thresh`` (``new_track_thresh_vehicle`` for
+   vehicles) start new tracks; lost tracks
    older than ``track_buffer`` frames (scaled by ``frame_rate / track_buffer_fps`` if that is set) are removed; a lost
    track and a live one that overlap by more than ``duplicate_iou`` lose the younger one.
 
@@ -154,6 +155,7 @@ class Tracker:
                               else int(self.frame_rate / cfg.track_buffer_fps * cfg.track_buffer))
         self.kalman = KalmanFilter(cfg.kalman.std_weight_position, cfg.kalman.std_weight_velocity, cfg.kalman.nsa)
         self._velocity = np.array(cfg.kalman.velocity_by_class())  # per class: people turn faster than vehicles
+        self._birth_thresh = np.array(cfg.birth_thresh_by_class())  # per class: a false person in a crowd costs more
         self.tracks: list[Track] = []
         self.frame_id = 0
         self._next_id = 1
@@ -212,7 +214,7 @@ class Tracker:
         for i in u_unconfirmed:
             unconfirmed[i].state = TrackState.Removed
 
-        self._birth(left.subset(u_left[left.score[u_left] >= cfg.new_track_thresh]))
+        self._birth(left.subset(u_left[left.score[u_left] >= self._birth_thresh[left.cls[u_left]]]))
         for t in self.tracks:
             if t.state == TrackState.Lost and self.frame_id - t.frame_id > self.max_time_lost:
                 t.state = TrackState.Removed
