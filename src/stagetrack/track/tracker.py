@@ -329,10 +329,11 @@ class Tracker:
         if feats is None:
             return None
         new = feats[di].astype(np.float32)
-        keep = ~np.isfinite(new).all(axis=1) if use is None else ~(use & np.isfinite(new).all(axis=1))
+        fresh = np.isfinite(new).all(axis=1)
+        if use is not None:
+            fresh &= use
         old = np.array([new[k] if getattr(t, attr) is None else getattr(t, attr) for k, t in enumerate(tracks)])
-        if keep.any():
-            new[keep] = old[keep]
+        new[~fresh] = old[~fresh]
         if not l2:  # a zero histogram (box outside the image) carries no colour: keep the old one
             new = np.where(new.sum(axis=1, keepdims=True) > 0, new, old)
         out = momentum * old + (1.0 - momentum) * new
