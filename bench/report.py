@@ -240,6 +240,19 @@ def _overhead(section: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _pinning(section: dict[str, Any] | None) -> list[str]:
+    if not section:
+        return []
+    lines = ["## What the pinned numerics cost", "",
+             f"Each part trained tiny in a fresh process, pinned and unpinned in turn, {section['rounds']} round(s) "
+             f"on {section['cpu_count']} cores (`bench/pinning.py`); ratio = median of pinned / unpinned per round.", "",
+             "| part | pinned (s) | unpinned (s) | ratio |", "|---|---|---|---|"]
+    for part, row in section.items():
+        if isinstance(row, dict):
+            lines.append(f"| {part} | {row['pinned_s']:.2f} | {row['unpinned_s']:.2f} | {row['ratio']:.3f} |")
+    return lines + [""]
+
+
 def results_md(results: dict[str, Any]) -> str:
     """RESULTS.md: command, machine, wall time, then one section per benchmark."""
     m = results["machine"]
@@ -259,6 +272,7 @@ def results_md(results: dict[str, Any]) -> str:
     lines += _build(results["build"])
     lines += _training(results["training"])
     lines += _overhead(results["overhead"])
+    lines += _pinning(results.get("pinning"))
     return "\n".join(lines)
 
 

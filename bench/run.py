@@ -6,7 +6,8 @@ Writes ``--out`` (results.json), ``RESULTS.md`` next to it and the PNG plots, af
 one process: tracking quality on identical detections (``bench/tracking.py``), the experiments
 behind the goal verdicts (``bench/experiments.py``, the ablation of the tracker's defaults), tracking
 speed and ReID inference (``bench/speed.py``), data build (``bench/build.py``), training
-throughput (``bench/training.py``) and pipeline overhead (``bench/overhead.py``). See
+throughput (``bench/training.py``), pipeline overhead (``bench/overhead.py``) and the cost of the
+pinned numerics (``bench/pinning.py``). See
 ``bench/README.md`` for what each measures and the sizes.
 """
 
@@ -62,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("stagetrack.evaluate.metrics", "stagetrack.track.cli", "ultralytics"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from stagetrack import offline
+    from stagetrack import numerics, offline
 
+    numerics.pin(numerics.read_config(ROOT / "params.yaml"))  # the bench computes as the pipeline does
     offline.configure()
     from stagetrack.io import atomic_write_json
 
-    from bench import build, experiments, overhead, report, speed, training, tracking, world
+    from bench import build, experiments, overhead, pinning, report, speed, training, tracking, world
 
     size = SIZES[args.size]
     started = time.perf_counter()
@@ -105,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         results["training"] = timed("training", training.run, the_world, small, tmp / "training")
         results["overhead"] = timed("overhead", overhead.run, tmp / "overhead", with_eval=size.eval_rerun) \
             if args.size == "default" else overhead.skipped("tiny size")
+        parts, rounds = (("detector", "reid", "assoc"), 3) if args.size == "default" else (("assoc",), 1)
+        results["pinning"] = timed("pinning", pinning.run, parts, rounds)
     results["wall_s"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, results)

@@ -5,4 +5,4 @@ import sys
 from stagetrack.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["evaluate-stages", *sys.argv[1:]]))
+    sys.exit(main(["evaluate-stages", *sys.argv[1:]], pipeline=True))

@@ -8,4 +8,4 @@ import sys
 from stagetrack.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["train-stage", *sys.argv[1:]]))
+    sys.exit(main(["train-stage", *sys.argv[1:]], pipeline=True))

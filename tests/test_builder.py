@@ -226,3 +226,86 @@ def test_inspect_reports_what_build_writes(raw, built, tmp_path):
     assert not (tmp_path / "unused").exists()  # inspect writes nothing
     table = render({"stage1": b.stats(selection["stage1"])})
     assert "stage1   dancetrack" in table and "balance person" in table
+
+
+def _mot17_like(raw: Path, root: Path) -> Path:
+    """MOT17's layout: each video three times, once per public detector (-DPM, -FRCNN, -SDP)."""
+    import shutil
+
+    for number, video in (("02", "dancetrack0001"), ("04", "dancetrack0002"), ("05", "dancetrack0003")):
+        for det in ("DPM", "FRCNN", "SDP"):
+            dst = root / f"MOT17-{number}-{det}"
+            shutil.copytree(raw / "dancetrack" / video, dst)
+            ini = dst / "seqinfo.ini"
+            ini.write_text(ini.read_text().replace(video, dst.name))
+    return root
+
+
+def _mot17_params(raw: Path, tmp: Path, copies: dict | None):
+    root = _mot17_like(raw, tmp / "mot17")
+    manifest = tmp / "manifest.json"
+    doc = {"sources": {"mot17": {"val": ["MOT17-02-SDP"], "test": []},
+                       "bdd": LOCKED["bdd"], "visdrone": LOCKED["visdrone"]}}
+    if copies is not None:
+        doc["copies"] = copies
+    manifest.write_text(json.dumps(doc))
+    return parse_params({
+        "sources": {"mot17": {"format": "mot", "root": str(root)},
+                    "bdd": {"format": "bdd", "root": str(raw / "bdd")},
+                    "visdrone": {"format": "visdrone", "root": str(raw / "visdrone"), "domain": "aerial"}},
+        "build": {"manifest": str(manifest), "clip_length": 5, "reid_min_height": 4, "det_val_frames": 3,
+                  "allow_partial": True},
+        "stage1": {"data": {"mot17": {"enabled": True, "frame_budget": 1000}, "bdd": {"enabled": True, "frame_budget": 10}}},
+        "stage2": {"init": "stage1", "data": {"mot17": {"enabled": True, "frame_budget": 60}}},
+        "stage3": {"init": "stage2", "data": {"visdrone": {"enabled": True, "frame_budget": 10}}},
+    })
+
+
+def _trained_videos(params) -> set[str]:
+    selection = builder.Builder(params, "unused", workers=1).plan()
+    return {clip.video for stage in selection.values() for clip in stage.get("mot17", [])}
+
+
+def test_copies_of_a_locked_video_never_reach_training(raw, tmp_path):
+    """One of MOT17-02's three detector copies is locked for val: with the manifest's `copies`
+    rule none of the three is trained on; without it the two others would be (the control)."""
+    locked_together = _trained_videos(_mot17_params(raw, tmp_path / "a", {"mot17": "^(MOT17-[0-9]+)-"}))
+    assert locked_together and not any(v.startswith("MOT17-02-") for v in locked_together)
+    assert {"MOT17-04-DPM", "MOT17-05-SDP"} <= locked_together
+    unguarded = _trained_videos(_mot17_params(raw, tmp_path / "b", None))
+    assert {"MOT17-02-DPM", "MOT17-02-FRCNN"} <= unguarded and "MOT17-02-SDP" not in unguarded
+
+
+def test_copies_rule_needs_a_group(raw, tmp_path):
+    with pytest.raises(LockError, match=r"manifest.json: copies.mot17: expected a regex with one group"):
+        _mot17_params(raw, tmp_path, {"mot17": "^MOT17-[0-9]+-"}) and load_manifest(
+            tmp_path / "manifest.json", _mot17_params(raw, tmp_path / "again", {"mot17": "^MOT17-[0-9]+-"}))
+
+
+def test_two_sources_on_one_folder_or_one_video_id_are_errors(raw, tmp_path):
+    params = make_params(raw, tmp_path)
+    same_root = parse_params({**params.to_dict(), "sources": {
+        **params.to_dict()["sources"], "bdd": {"format": "mot", "root": str(raw / "dancetrack")}}})
+    with pytest.raises(LockError, match=r"sources 'bdd' and 'dancetrack' both read|sources 'dancetrack' and 'bdd' both read"):
+        builder.Builder(same_root, tmp_path / "built", workers=1).plan()
+    import shutil
+
+    shutil.copytree(raw / "dancetrack", tmp_path / "copy")
+    shared_id = parse_params({**params.to_dict(), "sources": {
+        **params.to_dict()["sources"], "bdd": {"format": "mot", "root": str(tmp_path / "copy")}}})
+    with pytest.raises(LockError, match=r"video id 'dancetrack0001' is in sources"):
+        builder.Builder(shared_id, tmp_path / "built", workers=1).plan()
+
+
+def test_val_lock_detects_a_changed_manifest(built, tmp_path):
+    tmp, _ = built
+    lock = verify_val_lock(tmp / "built" / "val")
+    manifest = Path(lock["manifest"])
+    original = manifest.read_text()
+    try:
+        manifest.write_text(original.replace("}", ', "comment": "edited"}', 1))
+        with pytest.raises(LockError, match="the manifest changed after the validation set was built"):
+            verify_val_lock(tmp / "built" / "val")
+    finally:
+        manifest.write_text(original)
+    verify_val_lock(tmp / "built" / "val")

@@ -18,8 +18,8 @@ def params():
 
 
 def _timing(frames: int, det: float, reid: float, assoc: float) -> dict:
-    return {"timing": {"detector_s": det, "reid_s": reid, "assoc_s": assoc, "val_s": 99.0,
-                       "train_frames": frames, "device": "cpu"}}
+    return {"detector_s": det, "reid_s": reid, "assoc_s": assoc, "val_s": 99.0,
+            "train_frames": frames, "device": "cpu"}
 
 
 def test_projection_scales_seconds_per_frame_epoch(params):
@@ -38,11 +38,11 @@ def test_projection_scales_seconds_per_frame_epoch(params):
 
 def test_missing_timing_is_a_clear_error(params):
     with pytest.raises(DataError, match="stage2 has no timing"):
-        plan_stage(params, "stage2", {"val": {}})
+        plan_stage(params, "stage2", {})
 
 
 def test_plan_skips_untrained_stages_and_needs_one(params, tmp_path):
-    with pytest.raises(DataError, match="no stage metrics"):
+    with pytest.raises(DataError, match="no stage timings"):
         plan(params, tmp_path)
     (tmp_path / "stage1.json").write_text(json.dumps(_timing(100, 10.0, 10.0, 10.0)))
     assert [r.stage for r in plan(params, tmp_path)] == ["stage1"]
@@ -51,6 +51,6 @@ def test_plan_skips_untrained_stages_and_needs_one(params, tmp_path):
 def test_cli_prints_the_table(tmp_path, capsys):
     for stage in ("stage1", "stage2"):
         (tmp_path / f"{stage}.json").write_text(json.dumps(_timing(100, 60.0, 30.0, 30.0)))
-    assert main(["plan", "--metrics-dir", str(tmp_path)]) == 0
+    assert main(["plan", "--timings-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| stage1 | 100 x" in out and "| stage2 |" in out and "| total |" in out

@@ -33,6 +33,7 @@ def _env(tmp: Path) -> dict[str, str]:
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join([str(HERE / "netguard"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["STAGETRACK_NETGUARD_LOG"] = str(tmp / "network.log")
+    env["STAGETRACK_PARAMS_TRACE"] = str(tmp / "params-trace")
     env["DVC_NO_ANALYTICS"] = "1"
     env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "smoke"
     env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "smoke@example.invalid"
@@ -58,9 +59,8 @@ def copy_repo(dst: Path) -> None:
             shutil.copy2(src, dst / rel)
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> tuple[Path, dict[str, str], subprocess.CompletedProcess]:
-    tmp = tmp_path_factory.mktemp("smoke")
+def smoke_repro(tmp: Path) -> tuple[Path, dict[str, str], subprocess.CompletedProcess]:
+    """A fresh copy of the repo with the smoke params, committed, then `dvc repro`."""
     repo = tmp / "repo"
     repo.mkdir()
     copy_repo(repo)
@@ -74,6 +74,75 @@ def smoke(tmp_path_factory) -> tuple[Path, dict[str, str], subprocess.CompletedP
     run(["git", "commit", "-qm", "smoke"], repo, env)
     proc = run(["dvc", "repro"], repo, env)
     return repo, env, proc
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, dict[str, str], subprocess.CompletedProcess]:
+    return smoke_repro(tmp_path_factory.mktemp("smoke"))
+
+
+def test_a_second_copy_writes_the_same_lock(smoke, tmp_path_factory):
+    """Same code, params and seeds in another folder: the same dvc.lock, byte for byte (every
+    model, metric and plot hashed equal), and the same metrics files."""
+    repo, _, _ = smoke
+    twin, _, _ = smoke_repro(tmp_path_factory.mktemp("twin"))
+    assert (twin / "dvc.lock").read_text() == (repo / "dvc.lock").read_text()
+    for path in sorted((repo / "metrics").glob("*.json")):
+        assert (twin / "metrics" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert not list((repo / "metrics").rglob("*timing*")), "wall-clock timings must stay out of metrics/"
+    assert json.loads((repo / "timings" / "stage1.json").read_text())["detector_s"] > 0
+
+
+def _stage_of(argv: list[str], stages: dict) -> str | None:
+    """The dvc.yaml stage whose command this process ran (script + first argument)."""
+    for name, spec in stages.items():
+        words = spec["cmd"].split()
+        if len(argv) >= 1 and argv[0] == words[1] and (len(words) < 3 or words[2].startswith("-")
+                                                       or (len(argv) > 1 and argv[1] == words[2])):
+            return name
+    return None
+
+
+def test_each_stage_lists_exactly_the_params_it_reads(smoke):
+    """What each stage's processes read through the typed config (recorded under
+    STAGETRACK_PARAMS_TRACE) against its ``params:`` list: a key read but not listed would let
+    DVC serve a stale result; a listed section never read re-runs the stage for nothing."""
+    repo, env, _ = smoke
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    read: dict[str, set[str]] = {name: set() for name in stages}
+    for trace in Path(env["STAGETRACK_PARAMS_TRACE"]).glob("*.json"):
+        record = json.loads(trace.read_text())
+        stage = _stage_of(record["argv"], stages)
+        if stage is not None:
+            read[stage] |= set(record["keys"])
+    problems = []
+    for name, spec in stages.items():
+        listed = [p if isinstance(p, str) else next(iter(p)) for p in spec.get("params", [])]
+        assert read[name], f"no params trace from stage {name}"
+        for key in sorted(read[name]):
+            # `params.stage1` on the way to a listed `stage1.data` is no read of its own
+            if not any(key == p or key.startswith(p + ".") or p.startswith(key + ".") for p in listed):
+                problems.append(f"{name} reads {key} but does not list it")
+        for p in listed:
+            if not any(k == p or k.startswith(p + ".") for k in read[name]):
+                problems.append(f"{name} lists {p} but never reads it")
+    assert not problems, "\n".join(problems)
+
+
+def test_bytecode_and_editor_files_change_no_stage(smoke):
+    """.dvcignore: a __pycache__ (pytest, an import), an editor backup or an OS file appearing in
+    a dependency folder leaves every stage up to date."""
+    repo, env, _ = smoke
+    junk = [repo / "src/stagetrack/detect/__pycache__/yolo.cpython-311.pyc", repo / "src/stagetrack/track/tracker.py~",
+            repo / "src/stagetrack/.DS_Store", repo / "src/stagetrack/reid/.model.py.swp"]
+    for path in junk:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"junk")
+    try:
+        assert json.loads(run(["dvc", "status", "--json"], repo, env).stdout) == {}
+    finally:
+        for path in junk:
+            path.unlink()
 
 
 def test_repro_completes_without_network(smoke):

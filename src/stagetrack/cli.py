@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
-from . import __version__, offline
+from . import __version__, numerics, offline
 from .errors import StagetrackError
 
 # name -> (module, one-line help). Order is the order of `stagetrack --help`.
@@ -58,7 +59,10 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, pipeline: bool = False) -> int:
+    """Run one subcommand. ``pipeline`` (the DVC stage scripts) refuses environment overrides of
+    params: DVC hashes params.yaml, not the environment, so a variable would change a stage's
+    output behind the lock's back."""
     argv = list(sys.argv[1:] if argv is None else argv)
     top = _top_parser()
     if not argv or argv[0].startswith("-"):
@@ -68,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         top.error(f"unknown command {name!r} (choose from {', '.join(COMMANDS)})")
     module_name, help_text = COMMANDS[name]
+    if pipeline:
+        code = run_guarded(refuse_param_overrides, os.environ)
+        if code:
+            return code
+    if "-h" not in argv and "--help" not in argv:  # pinning reads the command's params file
+        code = run_guarded(numerics.pin_for_argv, argv[1:])
+        if code:
+            return code
     offline.configure()
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"stagetrack {name}", description=(module.__doc__ or help_text).strip().split("\n\n")[0])
@@ -79,10 +91,22 @@ def main(argv: list[str] | None = None) -> int:
     return run_guarded(module.run, args)
 
 
+def refuse_param_overrides(environ) -> None:
+    """A pipeline stage with one of the seed's ``TRANSFORMER_*`` variables set is an error naming it."""
+    from .assoc.config import ENV_PARAMS
+
+    for var, key in ENV_PARAMS.items():
+        if (environ.get(var) or "").strip():
+            raise StagetrackError(f"{var} is set, but a DVC stage takes its settings from params.yaml only "
+                                  "(DVC cannot see the environment, so the lock would not record it)",
+                                  field=var, hint=f"unset it and set {key} instead (dvc exp run -S {key}=...)")
+
+
 def run_guarded(fn, *args) -> int:
     """Run ``fn``; user errors become one line and exit 2, Ctrl-C exits 130."""
     try:
-        return int(fn(*args) or 0)
+        result = fn(*args)
+        return result if isinstance(result, int) else 0
     except StagetrackError as exc:
         logging.getLogger("stagetrack").error("%s", exc)
         return 2

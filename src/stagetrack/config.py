@@ -21,6 +21,7 @@ from .data.config import BuildConfig, SourceConfig, SynthConfig
 from .detect.config import DetectorConfig
 from .errors import ConfigError
 from .evaluate.config import EvalConfig
+from .numerics import NumericsConfig
 from .reid.config import ReidConfig
 from .stageconfig import PlanConfig, StageConfig
 from .track.config import TrackerConfig
@@ -37,6 +38,7 @@ class Params:
     seed: int = 0
     lr: float = 1e-3
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    numerics: NumericsConfig = field(default_factory=NumericsConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     build: BuildConfig = field(default_factory=BuildConfig)
@@ -58,6 +60,12 @@ class Params:
     _lines: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def validate(self) -> tuple[str, str] | None:
+        if self.numerics.pin:
+            for key, value in (("train.deterministic", self.train.deterministic),
+                               ("detector.deterministic", self.detector.deterministic)):
+                if not value:
+                    return key, "must be true while numerics.pin is true (pinned numerics are deterministic); " \
+                                "set numerics.pin: false to trade reproducibility for speed"
         for name in STAGES:
             stage: StageConfig = getattr(self, name)
             for src in stage.data:
@@ -110,9 +118,10 @@ def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | No
         data = merge(data, overrides)
     params = parse_params(data, file=str(path), lines=lines)
     # resolve every per-stage override now, so a typo fails at load, not mid-pipeline
-    for name in STAGES:
-        for section in ("detector", "reid", "assoc"):
-            params.stage_section(name, section)
+    with configtypes.untraced():
+        for name in STAGES:
+            for section in ("detector", "reid", "assoc"):
+                params.stage_section(name, section)
     return params
 
 

@@ -9,13 +9,22 @@ This is the one place where untyped params become typed config. Rules (nanoGPT/M
   lr=1e-5`` writes and PyYAML reads back as a *string*), but not arbitrary strings;
 * missing keys take the dataclass default (tests build configs from defaults); the
   completeness of ``params.yaml`` itself is checked by a test, not at run time.
+
+With ``STAGETRACK_PARAMS_TRACE=DIR`` in the environment, every config built here records which
+of its keys the process reads, and writes them to ``DIR/<pid>.json`` at exit: the smoke repro
+checks dvc.yaml's ``params:`` lists against what each stage's code really read.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import difflib
+import json
+import os
 import re
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -88,6 +97,64 @@ def load_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
             line=mark.line + 1 if mark else None,
         ) from None
     return data, yaml_line_map(text)
+
+
+TRACE_ENV = "STAGETRACK_PARAMS_TRACE"
+_trace: set[str] | None = None
+_trace_paused = 0
+_traced_classes: dict[type, type] = {}
+
+
+@contextlib.contextmanager
+def untraced() -> Any:
+    """Reads inside this block are not recorded (load-time validation reads every key)."""
+    global _trace_paused
+    _trace_paused += 1
+    try:
+        yield
+    finally:
+        _trace_paused -= 1
+
+
+def _traced_class(cls: type) -> type:
+    """A subclass of dataclass ``cls`` whose field reads are recorded under the instance's key."""
+    if cls not in _traced_classes:
+        names = frozenset(f.name for f in dataclasses.fields(cls) if f.init)
+
+        def __getattribute__(self: Any, name: str) -> Any:
+            if name in names and not _trace_paused and _trace is not None:
+                key = object.__getattribute__(self, "__dict__").get("_trace_key")
+                if key is not None:
+                    _trace.add(f"{key}.{name}" if key else name)
+            return object.__getattribute__(self, name)
+
+        def __reduce__(self: Any) -> Any:  # pickled (multiprocessing) as the plain class: not traced there
+            values = {f.name: object.__getattribute__(self, f.name) for f in dataclasses.fields(cls)}
+            return _plain_copy, (cls, values)
+
+        _traced_classes[cls] = type(cls.__name__, (cls,), {"__getattribute__": __getattribute__,
+                                                           "__reduce__": __reduce__, "__module__": cls.__module__})
+    return _traced_classes[cls]
+
+
+def _plain_copy(cls: type, values: dict[str, Any]) -> Any:
+    init = {f.name for f in dataclasses.fields(cls) if f.init}
+    obj = cls(**{k: v for k, v in values.items() if k in init})
+    for key, value in values.items():
+        if key not in init:
+            object.__setattr__(obj, key, value)
+    return obj
+
+
+def _write_trace(directory: str) -> None:
+    path = Path(directory) / f"{os.getpid()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"argv": sys.argv, "keys": sorted(_trace or ())}))
+
+
+if os.environ.get(TRACE_ENV):
+    _trace = set()
+    atexit.register(_write_trace, os.environ[TRACE_ENV])
 
 
 def build(cls: type[T], data: Any, *, key: str = "", file: str | Path | None = None,
@@ -203,12 +270,15 @@ def _convert_dataclass(cls: Any, value: Any, key: str, ctx: _Lines) -> Any:
                   hint=f"did you mean '{close[0]}'?" if close else None)
         kwargs[name] = _convert(hints[name], raw, sub, ctx)
     try:
-        obj = cls(**kwargs)
+        obj = (_traced_class(cls) if _trace is not None else cls)(**kwargs)
     except (TypeError, ValueError) as exc:
         _fail(ctx, key, str(exc))
+    if _trace is not None:
+        object.__setattr__(obj, "_trace_key", key)
     check = getattr(obj, "validate", None)
     if callable(check):
-        problem = check()
+        with untraced():
+            problem = check()
         if problem:
             field, message = problem if isinstance(problem, tuple) else ("", problem)
             _fail(ctx, f"{key}.{field}" if key and field else (field or key), message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -58,6 +59,22 @@ def _fsync(path: Path) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save(obj)`` as bytes. Saved to a file, torch names the archive's inner folder
+    after the file, so writing through a randomly named temporary file gave equal weights
+    different bytes; in memory the folder is always ``archive``."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def atomic_torch_save(path: str | Path, obj: Any) -> None:
+    """``torch.save`` to ``path`` atomically, with bytes that depend on ``obj`` alone."""
+    atomic_write_bytes(path, torch_bytes(obj))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -51,8 +51,9 @@ def cache_dir() -> Path:
 def configure(threads: int | None = None) -> Path:
     """Set the environment so that no library reaches the network. Idempotent.
 
-    ``threads`` sets OMP/MKL threads (ultralytics forces 1 at import when unset); the default
-    is every core. Returns the cache directory.
+    ``threads`` sets OMP/MKL threads (ultralytics forces 1 at import when unset) unless
+    :mod:`.numerics` pinned them; the default is the pinned count, else every core. Returns the
+    cache directory.
     """
     global _configured
     if _configured is not None:
@@ -63,7 +64,9 @@ def configure(threads: int | None = None) -> Path:
     os.environ.setdefault("YOLO_CONFIG_DIR", str(cache))
     os.environ.setdefault("TORCH_HOME", str(cache / "torch"))
     os.environ.setdefault("MPLCONFIGDIR", str(cache / "matplotlib"))
-    n = str(threads or os.cpu_count() or 1)
+    from .numerics import thread_count
+
+    n = str(threads or thread_count())
     os.environ.setdefault("OMP_NUM_THREADS", n)
     os.environ.setdefault("MKL_NUM_THREADS", n)
     _install_font(cache / "Ultralytics")

@@ -13,7 +13,8 @@ wrote for it:
    and class, classical and learned association side by side.
 
 Outputs: ``models/<stage>/{detector,reid}/…``, ``models/<stage>/assoc.pt``, the logged
-samples, ``metrics/<stage>.json`` and dvclive curves under ``metrics/live/<stage>/<part>``.
+samples, ``metrics/<stage>.json``, dvclive curves under ``metrics/live/<stage>/<part>`` and the
+parts' wall-clock seconds in ``timings/<stage>.json`` (outside the DVC graph: they vary run to run).
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def assoc_init(prev: Path | None, engine_cfg) -> Path | None:
     return exported if exported.is_file() else None
 
 
-def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics_dir: Path) -> dict:
+def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics_dir: Path,
+                timings_dir: Path = Path("timings")) -> dict:
     from .assoc.train import train_assoc
     from .detect.yolo import train_detector
     from .evaluate.pipeline import StageModels, evaluate_stage, load_val
@@ -178,11 +180,13 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
         "assoc": {**assoc, **{f"samples_{k}": v for k, v in samples.items()}},
         "val": val[val["headline"]],
         "val_classical": {d: m["combined"] for d, m in val["classical"].items()},
-        "timing": {**timing, "train_frames": frames, "device": device},
+        "train_frames": frames,
     }
     if "learned" in val:
         metrics["val_learned"] = {d: m["combined"] for d, m in val["learned"].items()}
     atomic_write_json(metrics_dir / f"{stage}.json", metrics)
+    # wall-clock seconds vary run to run: outside every DVC dependency and git (see plan.py)
+    atomic_write_json(timings_dir / f"{stage}.json", {**timing, "train_frames": frames, "device": device})
     atomic_write_json(live_root / "curves" / "detector_pr.json", det.pr_curve)
     atomic_write_json(live_root / "curves" / "reid_cmc.json",
                       cmc_rows(reid.metrics, params.stage_section(stage, "reid").ranks))
@@ -198,10 +202,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/built", type=Path, help="built data root")
     parser.add_argument("--models", default="models", type=Path, help="models root (models/<stage>/ is written)")
     parser.add_argument("--metrics-dir", default="metrics", type=Path, help="where <stage>.json and live/<stage>/ go")
+    parser.add_argument("--timings-dir", default="timings", type=Path,
+                        help="where <stage>.json with the parts' wall-clock seconds goes (read by `stagetrack plan`; "
+                             "no stage depends on it, git ignores it)")
 
 
 def run(args: argparse.Namespace) -> int:
     from .config import load_params
 
-    train_stage(load_params(args.params), args.stage, data=args.data, models=args.models, metrics_dir=args.metrics_dir)
+    train_stage(load_params(args.params), args.stage, data=args.data, models=args.models, metrics_dir=args.metrics_dir,
+                timings_dir=args.timings_dir)
     return 0

@@ -1,7 +1,8 @@
 """``stagetrack plan``: the seed plan's time/cost table, computed from measured stage timings.
 
-Each trained stage records in ``metrics/<stage>.json`` how long its detector, ReID and
-association parts took (``timing``), on how many training frames and on which device. Training
+Each trained stage records in ``timings/<stage>.json`` how long its detector, ReID and
+association parts took, on how many training frames and on which device (wall-clock seconds
+differ run to run, so they live outside every DVC dependency and outside git). Training
 time grows with frames x epochs, so the measured seconds per frame-epoch project a run at
 ``plan.frame_scale`` times the stage's frame budget for ``plan.epochs`` epochs, priced at
 ``plan.price_per_hour``. The epoch count that normalises the measurement is the stage's
@@ -40,9 +41,8 @@ class StagePlan:
         return self.train_s / max(1, self.frames * self.epochs)
 
 
-def plan_stage(params: Params, stage: str, metrics: dict) -> StagePlan:
-    """Project one stage from its measured ``timing``."""
-    timing = metrics.get("timing")
+def plan_stage(params: Params, stage: str, timing: dict) -> StagePlan:
+    """Project one stage from its measured timing (``timings/<stage>.json``)."""
     if not timing or not timing.get("train_frames"):
         raise DataError(f"{stage} has no timing: re-run it (dvc repro {stage}) with this version")
     train_s = sum(float(timing.get(f"{p}_s", 0.0)) for p in PARTS)
@@ -56,16 +56,17 @@ def plan_stage(params: Params, stage: str, metrics: dict) -> StagePlan:
                      projected_frames, hours, hours * params.plan.price_per_hour)
 
 
-def plan(params: Params, metrics_dir: Path) -> list[StagePlan]:
+def plan(params: Params, timings_dir: Path) -> list[StagePlan]:
     rows = []
     for stage in STAGES:
-        path = Path(metrics_dir) / f"{stage}.json"
+        path = Path(timings_dir) / f"{stage}.json"
         if not path.is_file():
-            log.warning("%s not trained yet (%s missing): left out", stage, path)
+            log.warning("%s has no timing on this machine (%s missing): left out", stage, path)
             continue
         rows.append(plan_stage(params, stage, json.loads(path.read_text())))
     if not rows:
-        raise DataError(f"no stage metrics in {metrics_dir}: run `dvc repro` first")
+        raise DataError(f"no stage timings in {timings_dir}: run the stages here first (`dvc repro`; "
+                        "a stage restored from DVC's cache measures nothing)")
     return rows
 
 
@@ -84,12 +85,13 @@ def format_table(rows: list[StagePlan], params: Params) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="params file (plan.* sets the projection)")
-    parser.add_argument("--metrics-dir", default="metrics", type=Path, help="where <stage>.json with timing lives")
+    parser.add_argument("--timings-dir", default="timings", type=Path,
+                        help="where the training stages wrote <stage>.json with their wall-clock seconds")
 
 
 def run(args: argparse.Namespace) -> int:
     from .config import load_params
 
     params = load_params(args.params)
-    print(format_table(plan(params, args.metrics_dir), params))
+    print(format_table(plan(params, args.timings_dir), params))
     return 0

@@ -108,3 +108,15 @@ def env_float(environ: Mapping[str, str], name: str) -> float | None:
 
 def env_str(environ: Mapping[str, str], name: str) -> str | None:
     return _raw(environ, name)
+
+
+# every seed variable -> the params key it overrides (a DVC stage refuses them: stagetrack.cli)
+ENV_PARAMS: dict[str, str] = {
+    "TRANSFORMER_ASSOC_ENABLE": "tracker.assoc.enable",
+    "TRANSFORMER_ASSOC_WEIGHTS": "tracker.assoc.weights",
+    "TRANSFORMER_ASSOC_WEIGHT": "tracker.assoc.weight",
+    "TRANSFORMER_ASSOC_EMBED_DIM": "tracker.assoc.embed_dim",
+    "TRANSFORMER_LOG_ENABLE": "assoc.log_enable",
+    "TRANSFORMER_LOG_DIR": "assoc.log_dir",
+    "TRANSFORMER_LOG_EMBED_DIM": "assoc.log_embed_dim",
+}

@@ -22,8 +22,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
+if __name__ == "__main__":  # `python -m stagetrack.assoc.train`: pin the numerics before torch loads
+    from ..numerics import pin_for_argv_or_exit
+
+    pin_for_argv_or_exit(sys.argv[1:])
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 from .. import configtypes
 from ..errors import ConfigError
@@ -33,6 +38,7 @@ from ..train.config import EngineConfig
 from ..train.distributed import dist_info
 from ..train.engine import Engine, move_to
 from ..train.loader import make_loader
+from ..train.seeding import seed_everything
 from .config import AssocConfig
 from .dataset import AssocDataset, ShardGroupSampler, inspect, read_log, split_indices
 from .model import MASKED_LOGIT, MODEL_ARGS, AssocTransformer, assoc_loss
@@ -134,6 +140,9 @@ def train_assoc(data_dir: str | Path, output: str | Path, *, cfg: AssocConfig, e
     train_loader = make_loader(train_ds, batch_size, True, engine_cfg, sampler=sampler)
     val_loader = make_loader(val_ds, batch_size, False, engine_cfg)
 
+    # the initial weights come from train.seed, not from whatever torch drew before (torch seeds
+    # its default generator randomly per process: that made two identical runs differ)
+    seed_everything(engine_cfg.seed + dist_info().rank, engine_cfg.deterministic)
     model = AssocTransformer(cfg, alog.embed_dim, alog.hsv_bins)
     engine_init = _initial_weights(model, Path(init_from) if init_from else None)
     training = {"data_dir": data_dir.as_posix(), "samples": alog.samples, "train_samples": len(train_ds),
@@ -202,9 +211,13 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stagetrack.assoc.train``: the same command as ``stagetrack train-assoc``."""
-    from .. import offline
+    from .. import numerics, offline
     from ..cli import run_guarded, setup_logging
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    code = run_guarded(numerics.pin_for_argv, argv)
+    if code:
+        return code
     offline.configure()
     parser = argparse.ArgumentParser(prog="python -m stagetrack.assoc.train",
                                      description=(__doc__ or "").strip().split("\n\n")[0])

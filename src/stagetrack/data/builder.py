@@ -32,11 +32,12 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -62,12 +63,26 @@ MOT_CLASS = {0: "1", 1: "3", IGNORE: "8"}  # project class -> MOT class number w
 class Manifest:
     path: str
     locked: dict[str, dict[str, tuple[str, ...]]]  # source -> split -> video ids
+    # source -> regex whose first group names the underlying video of an id (MOT17's
+    # "MOT17-02-DPM", "-FRCNN", "-SDP" are one video): copies are locked together
+    copies: dict[str, str] = field(default_factory=dict)
 
     def ids(self, source: str, split: str) -> tuple[str, ...]:
         return self.locked.get(source, {}).get(split, ())
 
     def all_locked(self, source: str) -> set[str]:
         return {v for split in SPLITS for v in self.ids(source, split)}
+
+    def underlying(self, source: str, video: str) -> str:
+        """The video an id is a copy of (the id itself without a ``copies`` rule or match)."""
+        pattern = self.copies.get(source)
+        match = re.match(pattern, video) if pattern else None
+        return match.group(1) if match else video
+
+    def excluded(self, source: str, videos: Iterable[str]) -> set[str]:
+        """Every id of ``videos`` that is locked or a copy of a locked video: never trained on."""
+        locked = {self.underlying(source, v) for v in self.all_locked(source)}
+        return {v for v in videos if self.underlying(source, v) in locked} | self.all_locked(source)
 
 
 def load_manifest(path: str | Path, params: Params) -> Manifest:
@@ -82,6 +97,22 @@ def load_manifest(path: str | Path, params: Params) -> Manifest:
     locked_raw = data.get("sources") if isinstance(data, dict) else None
     if not isinstance(locked_raw, dict):
         raise LockError("expected an object with a 'sources' mapping", file=path, field="sources")
+    copies_raw = data.get("copies", {})
+    if not isinstance(copies_raw, dict):
+        raise LockError("expected a mapping of source -> regex", file=path, field="copies")
+    copies: dict[str, str] = {}
+    for source, pattern in sorted(copies_raw.items()):
+        try:
+            compiled = re.compile(pattern) if isinstance(pattern, str) else None
+        except re.error as exc:
+            raise LockError(f"invalid regex: {exc}", file=path, field=f"copies.{source}") from None
+        if compiled is None or compiled.groups < 1:
+            raise LockError('expected a regex with one group naming the underlying video, e.g. "^(MOT17-[0-9]+)-"',
+                            file=path, field=f"copies.{source}")
+        if source not in params.sources:
+            raise LockError("source not configured in params.yaml `sources`", file=path,
+                            field=f"copies.{source}", allowed=sorted(params.sources))
+        copies[source] = pattern
     locked: dict[str, dict[str, tuple[str, ...]]] = {}
     for source, splits in sorted(locked_raw.items()):
         if source not in params.sources:
@@ -97,7 +128,18 @@ def load_manifest(path: str | Path, params: Params) -> Manifest:
                     raise LockError(f"video {vid!r} is listed in both '{seen[vid]}' and '{split}'",
                                     file=path, field=f"sources.{source}")
                 seen[vid] = split
-    return Manifest(str(path), locked)
+    return Manifest(str(path), locked, copies)
+
+
+def check_distinct_sources(params: Params, used: Iterable[str], manifest_path: str) -> None:
+    """Two sources reading the same folder would put one video in two pools under two names."""
+    roots: dict[Path, str] = {}
+    for source in used:
+        root = Path(params.sources[source].root).resolve()
+        if root in roots:
+            raise LockError(f"sources {roots[root]!r} and {source!r} both read {root}", file=manifest_path,
+                            field=f"sources.{source}.root", hint="one dataset folder, one source")
+        roots[root] = source
 
 
 def check_manifest_ids(manifest: Manifest, source: str, available: Iterable[str]) -> None:
@@ -111,7 +153,8 @@ def check_manifest_ids(manifest: Manifest, source: str, available: Iterable[str]
 
 
 def verify_val_lock(val_dir: str | Path) -> dict:
-    """Recompute the validation set's hash; raise :class:`LockError` if it changed."""
+    """Recompute the validation set's hash and the manifest's; raise :class:`LockError` if either
+    changed since the build (a manifest edited after the build would otherwise re-lock silently)."""
     val_dir = Path(val_dir)
     lock_path = val_dir / LOCK_FILE
     try:
@@ -119,6 +162,13 @@ def verify_val_lock(val_dir: str | Path) -> dict:
     except (OSError, json.JSONDecodeError):
         raise LockError("the validation lock is missing or unreadable; run the build stage",
                         file=lock_path) from None
+    manifest = Path(lock.get("manifest") or "")
+    if not manifest.is_file():
+        raise LockError(f"the manifest this validation set was locked with, {manifest}, is missing",
+                        file=lock_path, field="manifest", hint="rebuild the data (dvc repro build_data)")
+    if sha256_file(manifest) != lock.get("manifest_sha256"):
+        raise LockError("the manifest changed after the validation set was built", file=manifest,
+                        hint="rebuild the data (dvc repro build_data): the locked sets follow the manifest")
     actual = sha256_tree(val_dir, exclude=(LOCK_FILE,))
     if actual != lock.get("sha256"):
         raise LockError(f"validation set changed: locked sha256 {lock.get('sha256', '')[:12]}…, "
@@ -384,10 +434,20 @@ class Builder:
     def plan(self) -> dict[str, dict[str, list[Clip]]]:
         """Check the manifest against the sources and choose every stage's clips (no writes)."""
         pools: dict[str, list[Clip]] = {}
-        for source in self._used_sources():
-            videos = sources.list_videos(self.params.sources[source])
+        used = self._used_sources()
+        check_distinct_sources(self.params, used, self.manifest.path)
+        listed = {source: sources.list_videos(self.params.sources[source]) for source in used}
+        seen_ids: dict[str, str] = {}
+        for source, videos in listed.items():
+            for video in videos:
+                if video in seen_ids:
+                    raise LockError(f"video id {video!r} is in sources {seen_ids[video]!r} and {source!r}: the lock "
+                                    "could not tell them apart", file=self.manifest.path,
+                                    field=f"sources.{source}", hint="give one source an `include` pattern")
+                seen_ids[video] = source
+        for source, videos in listed.items():
             check_manifest_ids(self.manifest, source, videos)
-            locked = self.manifest.all_locked(source)
+            locked = self.manifest.excluded(source, videos)
             lengths = {v: self._read(source, v).length for v in videos if v not in locked}
             pools[source] = candidate_clips(source, lengths, self.cfg.clip_length, self.cfg.clip_stride)
             log.info("%s: %d videos, %d locked, %d pool clips", source, len(videos), len(locked), len(pools[source]))

@@ -73,7 +73,7 @@ class DetectorConfig:
     max_det: int = 300           # inference: boxes per image
     amp: bool = False            # CUDA only, and only if ultralytics' AMP-check weights are local
     deterministic: bool = True
-    threads: int = 0             # torch CPU threads for train/val/inference; 0 = every core
+    threads: int = 0             # torch CPU threads for train/val/inference; 0 = numerics.threads when pinned, else every core
     # training device as ultralytics spells it ("0", "0,1" = multi-GPU DDP by ultralytics' own
     # launcher, "cpu"); None = the project's ``device``. Inference always uses the project's.
     train_device: str | None = None

@@ -16,7 +16,6 @@ builder's DVC-tracked set is never written to.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -25,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import offline
+from .. import numerics, offline
 from ..data.sequence import CLASSES, empty_boxes
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_path
+from .checkpoint import canonicalize_run
 from .config import DetectorConfig
 from .dataset import mirror_dataset
 from .metrics import pr_curve, summarize
@@ -175,7 +175,7 @@ def _resolve(cfg: DetectorConfig, *, data_yaml: Path, out_dir: Path, init: Path 
         lr_drop=lr_drop,
         lr_drop_gamma=cfg.lr_drop_gamma,
         resize_scales=tuple(scales),
-        threads=cfg.threads or os.cpu_count() or 1,
+        threads=cfg.threads or numerics.thread_count(),
     )
     return args, options, source
 
@@ -258,6 +258,7 @@ def train_detector(cfg: DetectorConfig, *, data_yaml: Path, out_dir: Path, init:
                 trainer.add_callback("on_fit_epoch_end", live_callback(live))
             trainer.train()
             final = trainer.validator.metrics
+        canonicalize_run(run_dir, replace={str(data): str(data_yaml)})
     weights = run_dir / "weights"
     best = weights / "best.pt" if (weights / "best.pt").is_file() else weights / "last.pt"
     _copy_atomic(best, out_dir / "best.pt")
@@ -290,7 +291,7 @@ def evaluate_detector(weights: Path, data_yaml: Path, *, imgsz: int, conf: float
     with tempfile.TemporaryDirectory(prefix="stagetrack-yolo-") as tmp:
         data = mirror_dataset(Path(data_yaml), Path(tmp))
         return summarize(_validate(weights, data, imgsz=_round_to_stride(imgsz), conf=conf, iou=iou,
-                                   device=device, threads=threads or os.cpu_count() or 1))
+                                   device=device, threads=threads or numerics.thread_count()))
 
 
 class Detector:
@@ -310,7 +311,7 @@ class Detector:
         self._predictor = DetectionPredictor(overrides=dict(
             conf=conf, iou=iou, imgsz=_round_to_stride(imgsz or STRIDE), max_det=max_det, device=device,
             save=False, verbose=False, mode="predict", rect=True, batch=1))
-        self._predictor.add_callback("on_predict_start", thread_callback(threads or os.cpu_count() or 1))
+        self._predictor.add_callback("on_predict_start", thread_callback(threads or numerics.thread_count()))
         self._predictor.setup_model(str(weights), verbose=False)
         model = self._predictor.model.model  # the checkpoint's DetectionModel (args = its train args)
         if imgsz is None:

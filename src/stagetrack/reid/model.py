@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..io import atomic_path
+from ..io import atomic_torch_save
 from . import backend
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,7 @@ def build_model(name: str, num_classes: int) -> nn.Module:
 def save_weights(path: Path, model: nn.Module, meta: Mapping[str, Any]) -> None:
     """Write ``{"state_dict", "meta"}`` atomically (``meta`` must hold plain Python values)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "meta": {"format": FORMAT, **meta}}, tmp)
+    atomic_torch_save(path, {"state_dict": state, "meta": {"format": FORMAT, **meta}})
 
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

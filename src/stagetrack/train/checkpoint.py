@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..io import atomic_path
+from ..io import atomic_path, atomic_torch_save
 
 FORMAT = "stagetrack.engine.v1"
 
@@ -94,8 +94,7 @@ def check_plain(obj: Any, where: str = "payload") -> None:
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write ``payload`` to ``path`` atomically (temporary file + rename)."""
     check_plain(payload)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    atomic_torch_save(path, payload)
 
 
 def save_rotating(path: Path, payload: dict) -> None:

@@ -43,7 +43,7 @@ class EngineConfig:
     resume_scheduler: bool = False
     # reproducibility and data loading
     seed: int = 0
-    deterministic: bool = False       # deterministic algorithms + cudnn flags
+    deterministic: bool = True        # deterministic algorithms + cudnn flags (required while numerics.pin)
     num_workers: int = 0
     pin_memory: bool = False
     prefetch_factor: int = 2          # batches prefetched per worker (only used when num_workers > 0)
