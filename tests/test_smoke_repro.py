@@ -216,3 +216,32 @@ def test_dvc_exp_run_with_exponent_lr(smoke):
     text = json.dumps(shown)
     assert "lr-1e-5" in text and "1e-05" in text
     assert "HOTA" in text
+
+
+def test_eval_reports_intervals_and_verdicts(smoke):
+    repo, _, _ = smoke
+    metrics = json.loads((repo / "metrics" / "eval.json").read_text())
+    hota = metrics["all"]["combined"]["HOTA"]
+    ci = metrics["ci"]["all"]["combined"]["HOTA"]
+    assert ci["lo"] <= hota <= ci["hi"]
+    for table in (metrics["forgetting"], metrics["change_vs_previous"]):
+        for rows in table.values():
+            for row in rows.values():
+                assert set(row) == {"delta", "lo", "hi", "verdict"}
+                assert row["verdict"] in {"gain", "loss", "indistinguishable"}
+
+
+def test_seeds_run_and_compare(smoke):
+    """Two seeds through DVC's queue: the aggregate file, then a comparison with the committed run."""
+    repo, env, _ = smoke
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "before seeds", "--allow-empty"], repo, env)
+    run([sys.executable, "-m", "stagetrack.cli", "seeds", "--n", "2", "--name", "smoke"], repo, env)
+    agg = json.loads((repo / "metrics" / "seeds.json").read_text())
+    assert agg["seeds"] == [0, 1]
+    hota = agg["metrics"]["all.combined.HOTA"]
+    assert set(hota["per_seed"]) == {"0", "1"} and hota["min"] <= hota["mean"] <= hota["max"]
+    out = run([sys.executable, "-m", "stagetrack.cli", "compare", "HEAD", "smoke", "--json"], repo, env).stdout
+    rows = json.loads(out)
+    assert rows["all.combined.HOTA"]["n_b"] == 2 and rows["all.combined.HOTA"]["verdict"] in {
+        "gain", "loss", "indistinguishable"}

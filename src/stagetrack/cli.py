@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("stagetrack.evaluate.cli", "HOTA/IDF1/MOTA of result files against MOTChallenge ground truth"),
     "viz": ("stagetrack.visual.truth", "render ground truth against predictions of one video (MP4 + contact sheet)"),
     "dashboard": ("stagetrack.visual.dashboard", "plot the run's validation metrics, losses and grad norms into one PNG"),
+    "seeds": ("stagetrack.seeds", "run the pipeline for N training seeds through DVC's queue; aggregate over them"),
+    "compare": ("stagetrack.compare", "B minus A per metric, with its interval and a verdict (experiments, seed groups, revisions)"),
     "sweep": ("stagetrack.sweep", "hyperparameter search through DVC's experiment queue; ranks the runs by one metric"),
     "plan": ("stagetrack.plan", "the seed plan's time/cost table from measured stage timings"),
     "evaluate-stages": ("stagetrack.evaluate.pipeline", "track the locked validation videos with the final models; metrics/eval.json"),

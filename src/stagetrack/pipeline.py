@@ -105,7 +105,7 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
                 timings_dir: Path = Path("timings")) -> dict:
     from .assoc.train import train_assoc
     from .detect.yolo import train_detector
-    from .evaluate.pipeline import StageModels, evaluate_stage, load_val
+    from .evaluate.pipeline import VAL_RESULTS, StageModels, evaluate_stage, load_val
     from .reid.features import ReidExtractor
     from .reid.train import train_reid
     from .reid.evaluate import cmc_rows
@@ -170,7 +170,8 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     lap("assoc")
 
     # 4. validation on the locked videos
-    val = evaluate_stage(params, load_val(data / "val"), StageModels.find(out))
+    # the result files stay with the models: eval compares stages on them, paired by video
+    val = evaluate_stage(params, load_val(data / "val"), StageModels.find(out), results_dir=out / VAL_RESULTS)
     lap("val")
     selection = json.loads((stage_data / "selection.json").read_text())
     frames = sum(c["length"] for clips in selection.values() for c in clips)

@@ -75,15 +75,13 @@ def _class_indices(classes: SequenceABC[str]) -> list[int]:
     return [CLASSES.index(c) for c in dict.fromkeys(classes)]
 
 
-def evaluate(pairs: list[tuple[Sequence, np.ndarray]], *, classes: SequenceABC[str] = ("person", "vehicle"),
-             preprocess: Mode = "project", ignore_coverage: float = 0.5) -> dict[str, Any]:
-    """Evaluate predictions against ground truth; see the module docstring for the result.
+# TrackEval's per-sequence results: sequence -> class -> metric name -> that metric's fields
+Raw = dict[str, dict[str, dict[str, Any]]]
 
-    ``pairs``: (ground truth, predictions as ``ANN_DTYPE`` rows with ``conf`` = score) per
-    sequence. ``preprocess`` and ``ignore_coverage``: see :mod:`stagetrack.evaluate.preprocess`.
-    Returns ``{"per_class": {cls: fields}, "combined": fields, "per_sequence": {seq: {cls:
-    {HOTA, IDF1, MOTA, IDSW}}}}``.
-    """
+
+def sequence_results(pairs: list[tuple[Sequence, np.ndarray]], *, classes: SequenceABC[str] = ("person", "vehicle"),
+                     preprocess: Mode = "project", ignore_coverage: float = 0.5) -> Raw:
+    """TrackEval's ``eval_sequence`` of every (ground truth, predictions) pair and class."""
     if preprocess not in MODES:
         raise ConfigError(f"invalid value {preprocess!r}", field="preprocess", allowed=MODES)
     indices = _class_indices(classes)
@@ -94,9 +92,7 @@ def evaluate(pairs: list[tuple[Sequence, np.ndarray]], *, classes: SequenceABC[s
         dup = sorted({n for n in names if names.count(n) > 1})
         raise DataError(f"sequence names must be unique, repeated: {', '.join(dup)}")
     metrics = _metrics()
-
-    # TrackEval's res[seq][cls][metric] -> fields
-    res: dict[str, dict[str, dict[str, Any]]] = {}
+    res: Raw = {}
     for seq, pred in pairs:
         if pred.dtype != ANN_DTYPE:
             raise TypeError(f"predictions of {seq.name} must have ANN_DTYPE, got {pred.dtype}")
@@ -107,29 +103,56 @@ def evaluate(pairs: list[tuple[Sequence, np.ndarray]], *, classes: SequenceABC[s
         for ci in indices:
             data = sequence_data(seq, pred, ci, mode=preprocess, ignore_coverage=ignore_coverage)
             res[seq.name][CLASSES[ci]] = {name: m.eval_sequence(data) for name, m in metrics.items()}
+    return res
 
-    def present(r: dict[str, Any]) -> bool:
-        return r["Count"]["GT_Dets"] + r["Count"]["Dets"] > 0
 
+def _present(r: dict[str, Any]) -> bool:
+    return r["Count"]["GT_Dets"] + r["Count"]["Dets"] > 0
+
+
+def combine(res: Raw, names: SequenceABC[str] | None = None, fields: SequenceABC[str] = tuple(FIELDS),
+            *, quiet: bool = False) -> dict[str, Any]:
+    """Per class and combined metrics of the sequences ``names`` (default all), by TrackEval's
+    ``combine_sequences`` and ``combine_classes_det_averaged``.
+
+    ``names`` may repeat a sequence (a bootstrap draw): each occurrence counts as a sequence of
+    its own, exactly as if the video were in the set twice. A class with no ground truth and no
+    predictions in any of them is left out. Returns ``{"per_class": {cls: fields}, "combined": fields}``.
+    """
+    names = list(res) if names is None else list(names)
+    metrics = _metrics()
+    classes = list(next(iter(res.values())))
     per_class_raw: dict[str, dict[str, Any]] = {}
-    for ci in indices:
-        cls = CLASSES[ci]
-        if not any(present(res[s][cls]) for s in res):
-            log.info("class %s has no ground truth and no predictions: not reported", cls)
+    for cls in classes:
+        if not any(_present(res[s][cls]) for s in names):
+            if not quiet:
+                log.info("class %s has no ground truth and no predictions: not reported", cls)
             continue
-        per_class_raw[cls] = {
-            name: m.combine_sequences({s: res[s][cls][name] for s in res}) for name, m in metrics.items()
-        }
+        per_class_raw[cls] = {name: m.combine_sequences({f"{i}:{s}": res[s][cls][name] for i, s in enumerate(names)})
+                              for name, m in metrics.items()}
     if not per_class_raw:
-        raise DataError(f"nothing to evaluate: no ground truth and no predictions of "
-                        f"{', '.join(CLASSES[i] for i in indices)} in {len(pairs)} sequence(s)")
+        raise DataError(f"nothing to evaluate: no ground truth and no predictions of {', '.join(classes)} "
+                        f"in {len(set(names))} sequence(s)")
     combined = {name: m.combine_classes_det_averaged({c: r[name] for c, r in per_class_raw.items()})
                 for name, m in metrics.items()}
+    return {"per_class": {cls: summarize(r, fields) for cls, r in per_class_raw.items()},
+            "combined": summarize(combined, fields)}
+
+
+def evaluate(pairs: list[tuple[Sequence, np.ndarray]], *, classes: SequenceABC[str] = ("person", "vehicle"),
+             preprocess: Mode = "project", ignore_coverage: float = 0.5) -> dict[str, Any]:
+    """Evaluate predictions against ground truth; see the module docstring for the result.
+
+    ``pairs``: (ground truth, predictions as ``ANN_DTYPE`` rows with ``conf`` = score) per
+    sequence. ``preprocess`` and ``ignore_coverage``: see :mod:`stagetrack.evaluate.preprocess`.
+    Returns ``{"per_class": {cls: fields}, "combined": fields, "per_sequence": {seq: {cls:
+    {HOTA, IDF1, MOTA, IDSW}}}}``.
+    """
+    res = sequence_results(pairs, classes=classes, preprocess=preprocess, ignore_coverage=ignore_coverage)
     return {
-        "per_class": {cls: summarize(r) for cls, r in per_class_raw.items()},
-        "combined": summarize(combined),
+        **combine(res),
         "per_sequence": {
-            s: {cls: summarize(r, SEQUENCE_FIELDS) for cls, r in by_cls.items() if present(r)}
+            s: {cls: summarize(r, SEQUENCE_FIELDS) for cls, r in by_cls.items() if _present(r)}
             for s, by_cls in res.items()
         },
     }

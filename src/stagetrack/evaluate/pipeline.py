@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,14 @@ from ..data.sequence import Sequence, empty_boxes
 from ..errors import CheckpointError
 from ..io import atomic_write_json
 from .config import EvalConfig
-from .metrics import evaluate
+from .intervals import bootstrap, paired
+from .metrics import Raw, combine, sequence_results
 
 log = logging.getLogger(__name__)
 
 HEADLINE = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
+VAL_RESULTS = "val_results"  # models/<stage>/val_results/<variant>/<source>/<video>.txt: a stage's validation tracks
+INTERVAL_FIELDS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA")
 
 
 def load_val(val_dir: str | Path) -> dict[str, list[Sequence]]:
@@ -63,21 +67,66 @@ def _headline(metrics: dict) -> dict:
     return {k: metrics[k] for k in HEADLINE if k in metrics}
 
 
+def sequence_scores(gt: dict[str, list[Sequence]], preds: dict[str, np.ndarray], cfg: EvalConfig) -> Raw:
+    """TrackEval's per-video results of every validation video (what domains and draws combine)."""
+    return sequence_results([(s, preds[s.name]) for seqs in gt.values() for s in seqs], classes=cfg.classes,
+                            preprocess=cfg.preprocess, ignore_coverage=cfg.ignore_coverage)
+
+
+def domain_groups(gt: dict[str, list[Sequence]]) -> dict[str, list[list[str]]]:
+    """Per domain, and pooled ('all'), the videos to combine, grouped by domain (bootstrap strata)."""
+    groups = {domain: [[s.name for s in seqs]] for domain, seqs in gt.items()}
+    groups["all"] = [[s.name for s in seqs] for seqs in gt.values()]
+    return groups
+
+
 def score(gt: dict[str, list[Sequence]], preds: dict[str, np.ndarray], cfg: EvalConfig) -> dict:
     """Per domain and pooled ('all'): per-class and combined headline metrics."""
+    return score_raw(sequence_scores(gt, preds, cfg), gt)
+
+
+def score_raw(res: Raw, gt: dict[str, list[Sequence]]) -> dict:
     out = {}
-    domains = {**gt, "all": [s for seqs in gt.values() for s in seqs]}
-    for domain, seqs in domains.items():
-        result = evaluate([(s, preds[s.name]) for s in seqs], classes=cfg.classes, preprocess=cfg.preprocess,
-                          ignore_coverage=cfg.ignore_coverage)
+    for domain, groups in domain_groups(gt).items():
+        result = combine(res, [s for group in groups for s in group])
         out[domain] = {cls: _headline(m) for cls, m in result["per_class"].items()}
         out[domain]["combined"] = _headline(result["combined"])
     return out
 
 
+def score_intervals(res: Raw, gt: dict[str, list[Sequence]], cfg: EvalConfig) -> dict:
+    """Per domain and class, the bootstrap interval of each headline metric (``eval.bootstrap`` draws)."""
+    return {domain: bootstrap(res, groups, INTERVAL_FIELDS, n=cfg.bootstrap, seed=cfg.bootstrap_seed,
+                              level=cfg.ci_level)
+            for domain, groups in domain_groups(gt).items()}
+
+
+def _class_keys(metric: str, classes: tuple[str, ...] | None = None) -> Callable[[dict], dict[str, float]]:
+    def keys(report: dict) -> dict[str, float]:
+        return {f"{cls}_{metric}": v[metric] for cls, v in report["per_class"].items()
+                if classes is None or cls in classes}
+    return keys
+
+
+def paired_changes(before: Raw, after: Raw, gt: dict[str, list[Sequence]], cfg: EvalConfig, *,
+                   metrics: tuple[str, ...], classes: tuple[str, ...] | None = None) -> dict:
+    """``after - before`` per domain, class and metric on the same videos, with paired intervals and
+    verdicts: ``{"<domain>_<class>_<metric>": {delta, lo, hi, verdict}}``."""
+    out = {}
+    for domain, groups in domain_groups(gt).items():
+        for metric in metrics:
+            rows = paired(before, after, groups, _class_keys(metric, classes), n=cfg.bootstrap,
+                          seed=cfg.bootstrap_seed, level=cfg.ci_level, fields=metrics)
+            out.update({f"{domain}_{name}": row for name, row in rows.items()})
+    return dict(sorted(out.items()))
+
+
 def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: StageModels, *,
-                   results_dir: Path | None = None) -> dict:
-    """Track the validation videos with one stage's models; classical and learned side by side."""
+                   results_dir: Path | None = None, predictions: dict | None = None) -> dict:
+    """Track the validation videos with one stage's models; classical and learned side by side.
+
+    ``results_dir`` receives MOTChallenge result files ``<variant>/<source>/<video>.txt``;
+    ``predictions`` (a dict) receives ``{variant: {video: rows}}``."""
     from ..assoc.scorer import resolve_learned_assoc, scorer_from_config
     from ..detect.yolo import Detector
     from ..inference import observe, track
@@ -108,6 +157,8 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
     for variant, sc in variants.items():
         preds = {obs.name: track(obs, tcfg, scorer=sc) for obs in observations}
         report[variant] = score(val, preds, params.eval)
+        if predictions is not None:
+            predictions[variant] = preds
         if results_dir is not None:
             for source, group in val.items():
                 for s in group:
@@ -184,6 +235,34 @@ def stage_plot_rows(stage_metrics: dict[str, dict]) -> tuple[list[dict], list[di
     return by_stage, per_class
 
 
+def read_results(folder: Path, val: dict[str, list[Sequence]]) -> dict[str, np.ndarray]:
+    """Result rows of every validation video from ``folder/<source>/<video>.txt``."""
+    out = {}
+    for source, group in val.items():
+        for seq in group:
+            path = folder / source / f"{seq.name}.txt"
+            if not path.is_file():
+                raise CheckpointError("validation results of a trained stage are missing; re-run the stage",
+                                      file=path)
+            out[seq.name] = mot.read_txt(path, "result")
+    return out
+
+
+def stage_changes(params: Params, val: dict[str, list[Sequence]], models: Path, variant: str) -> tuple[dict, dict]:
+    """``forgetting`` (person HOTA/IDF1 of each later stage minus stage 1) and
+    ``change_vs_previous`` (HOTA per class of each stage minus the one before), both per domain
+    with paired bootstrap intervals and verdicts, from each stage's own validation results."""
+    res = {stage: sequence_scores(val, read_results(models / stage / VAL_RESULTS / variant, val), params.eval)
+           for stage in STAGES if (models / stage / VAL_RESULTS / variant).is_dir()}
+    first = STAGES[0]
+    forgot = {stage: paired_changes(res[first], res[stage], val, params.eval, metrics=("HOTA", "IDF1"),
+                                    classes=("person",))
+              for stage in STAGES[1:] if first in res and stage in res}
+    change = {stage: paired_changes(res[before], res[stage], val, params.eval, metrics=("HOTA",))
+              for before, stage in zip(STAGES, STAGES[1:]) if before in res and stage in res}
+    return forgot, change
+
+
 def render_val_videos(params: Params, val: dict[str, list[Sequence]], results: Path, variant: str) -> None:
     """GT-vs-prediction MP4s and contact sheets of the first ``viz.seqs_per_domain`` videos per domain."""
     from ..visual.truth import render_domains
@@ -197,9 +276,13 @@ def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, result
     verify_val_lock(data / "val")
     val = load_val(data / "val")
     final = STAGES[-1]
-    report = evaluate_stage(params, val, StageModels.find(models / final), results_dir=results)
+    predictions: dict = {}
+    report = evaluate_stage(params, val, StageModels.find(models / final), results_dir=results,
+                            predictions=predictions)
     render_val_videos(params, val, results, report["headline"])
     headline = report[report["headline"]]
+    intervals = score_intervals(sequence_scores(val, predictions[report["headline"]], params.eval), val, params.eval)
+    forgot, change = stage_changes(params, val, models, report["headline"])
     stage_metrics = {}
     for stage in STAGES:
         path = metrics_dir / f"{stage}.json"
@@ -210,8 +293,9 @@ def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, result
         "tracker": {"association": report["headline"], "assoc_weight": report["assoc_weight"], "stage": final},
         "compare": {v: {d: report[v][d]["combined"] for d in report[v]}
                     for v in ("classical", "learned", "new_id_per_box") if v in report},
-        "forgetting": forgetting(stage_metrics),
-        "change_vs_previous": change_vs_previous(stage_metrics),
+        "ci": intervals,
+        "forgetting": forgot,
+        "change_vs_previous": change,
     }
     atomic_write_json(metrics_dir / "eval.json", out)
     by_stage, per_class = stage_plot_rows(stage_metrics)
