@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require
+
 from stagetrack.cli import main
 
-motmetrics = pytest.importorskip("motmetrics", reason="test dependency in requirements.txt")
+motmetrics = require("motmetrics")
 
 DATA = Path(motmetrics.__file__).parent / "data"
 LENGTH = {"TUD-Campus": 71, "TUD-Stadtmitte": 179}   # frames (MOT15 seqinfo), 640 x 480

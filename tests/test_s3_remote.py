@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
+from conftest import require
+
+boto3 = require("boto3")
+moto_server = require("moto.server")
 
 pytestmark = pytest.mark.slow
 
