@@ -240,7 +240,9 @@ def test_seeds_run_and_compare(smoke):
     agg = json.loads((repo / "metrics" / "seeds.json").read_text())
     assert agg["seeds"] == [0, 1]
     hota = agg["metrics"]["all.combined.HOTA"]
-    assert set(hota["per_seed"]) == {"0", "1"} and hota["min"] <= hota["mean"] <= hota["max"]
+    assert hota["min"] <= hota["mean"] <= hota["max"] and hota["n"] == 2
+    per_seed = json.loads((repo / "metrics" / "seeds_per_seed.json").read_text())["metrics"]["all.combined.HOTA"]
+    assert set(per_seed) == {"0", "1"} and min(per_seed.values()) == hota["min"]
     out = run([sys.executable, "-m", "stagetrack.cli", "compare", "HEAD", "smoke", "--json"], repo, env).stdout
     rows = json.loads(out)
     assert rows["all.combined.HOTA"]["n_b"] == 2 and rows["all.combined.HOTA"]["verdict"] in {

@@ -11,8 +11,7 @@ import argparse
 import json
 
 from .errors import StagetrackError
-from .seeds import DEFAULT_METRICS, EVAL_METRICS, compare_runs, format_compare, resolve
-from .sweep import show
+from .seeds import DEFAULT_METRICS, EVAL_METRICS, compare_runs, format_compare, resolve, show
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

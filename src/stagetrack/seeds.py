@@ -5,7 +5,8 @@ NAME-seedS -S seed=S -S train.seed=S [-S KEY=VALUE ...]``: each is a normal expe
 ``dvc exp show`` lists), runs the queue, stops its workers, and writes the aggregate over the
 group to ``--out`` (default ``metrics/seeds.json``, a metrics file of dvc.yaml, so ``dvc metrics
 show`` and ``dvc exp show`` display it): for every number of the experiments' ``metrics/eval.json``
-its mean, standard deviation, min, max, the 95% t-interval of the mean, and the per-seed values.
+its mean, standard deviation, min, max and the 95% t-interval of the mean; the per-seed values go
+beside it to ``<out>_per_seed.json`` (kept out of the metrics file so ``dvc exp show`` stays readable).
 
 ``stagetrack compare A B`` (:mod:`stagetrack.compare`) prints, per metric, B's mean minus A's, its 95% interval and a verdict
 (``gain`` / ``loss`` / ``indistinguishable``). A and B are experiment names, seed groups (``NAME``
@@ -31,7 +32,7 @@ from typing import Any
 from .errors import ConfigError, StagetrackError
 from .evaluate.intervals import verdict
 from .io import atomic_write_json
-from .sweep import dvc, experiments, show
+from .sweep import dvc, experiments
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,16 @@ def group_runs(shown: list[dict[str, Any]], name: str) -> dict[int, dict[str, fl
     return runs
 
 
+def show() -> list[dict[str, Any]]:
+    """``dvc exp show --json`` over every commit that has experiments: a seed group queued on an
+    earlier commit stays reachable after later commits (plain ``exp show`` lists HEAD's only)."""
+    proc = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], capture_output=True, text=True)
+    # refs/exps/<2 hex>/<38 hex>/<name>: the baseline commit of each experiment
+    baselines = sorted({"".join(ref.split("/")[2:4]) for ref in proc.stdout.split() if ref.count("/") >= 4})
+    revs = [x for b in baselines for x in ("--rev", b)]
+    return json.loads(dvc(["exp", "show", "--json", *revs]) or "[]") if revs else []
+
+
 def revision_runs(rev: str) -> dict[int, dict[str, float]]:
     """The committed ``metrics/eval.json`` of a git revision, as one run."""
     proc = subprocess.run(["git", "show", f"{rev}:{EVAL_METRICS}"], capture_output=True, text=True)
@@ -228,7 +239,12 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         raise StagetrackError(f"no finished experiment {args.name}-seedN", hint="see `dvc queue logs NAME`")
     summary = {"group": args.name, "overrides": list(args.set_param), **aggregate(runs)}
-    atomic_write_json(args.out, summary)
+    per_seed = {key: m.pop("per_seed") for key, m in summary["metrics"].items()}
+    atomic_write_json(args.out, summary)  # a DVC metrics file: the statistics only
+    atomic_write_json(args.out.with_name(f"{args.out.stem}_per_seed.json"),
+                      {"group": args.name, "seeds": summary["seeds"], "metrics": per_seed})
+    for key, values in per_seed.items():
+        summary["metrics"][key]["per_seed"] = values
     for key in DEFAULT_METRICS[:4]:
         m = summary["metrics"].get(key)
         if m:
