@@ -66,7 +66,7 @@ def verdict_rows(current: dict[str, Any], base: dict[str, Any] | None, section: 
     return rows
 
 
-def _label(point: dict[str, Any], encoding: dict[str, Any]) -> str:
+def _label(point: dict[str, Any]) -> str:
     parts = [str(point.get("rev", ""))]
     for key in ("filename", "field"):
         if key in point and point[key]:
@@ -91,7 +91,7 @@ def render_plot(plot_id: str, spec: dict[str, Any], out: Path) -> Path | None:
     series: dict[str, list[tuple[Any, Any]]] = {}
     for point in values:
         if x in point and y in point:
-            series.setdefault(_label(point, enc), []).append((point[x], point[y]))
+            series.setdefault(_label(point), []).append((point[x], point[y]))
     if not series:
         return None
 
