@@ -32,7 +32,7 @@ import numpy as np
 from stagetrack.data import mot
 from stagetrack.data.sequence import CLASSES, IGNORE, Sequence, empty_boxes, tlwh
 from stagetrack.evaluate.metrics import evaluate, read_mot_dir
-from stagetrack.evaluate.pipeline import HEADLINE, load_val, score
+from stagetrack.evaluate.pipeline import HEADLINE, load_locked, score
 from stagetrack.inference import Observations, observations_from_boxes, observe, track
 from stagetrack.track import cli as track_cli
 from stagetrack.track.config import TrackerConfig
@@ -301,7 +301,7 @@ def run(world: World, tmp: Path, noise: Noise = Noise()) -> tuple[dict[str, Any]
     """The tracking-quality section of results.json, end-to-end timing (trained run only), the inputs."""
     params = world.params
     tcfg = params.tracker
-    val = load_val(world.val_dir)
+    val = load_locked(world.val_dir)
     det_conf = params.detector.conf
     frames = FrameCache()
     datasets: dict[str, Any] = {}

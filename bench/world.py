@@ -28,7 +28,7 @@ import yaml
 from stagetrack.config import Params, load_params, merge
 from stagetrack.configtypes import load_yaml
 from stagetrack.data import synth
-from stagetrack.data.builder import Builder, verify_val_lock
+from stagetrack.data.builder import Builder, verify_lock
 from stagetrack.errors import StagetrackError
 from stagetrack.evaluate.pipeline import StageModels
 
@@ -74,7 +74,7 @@ def repo_world(root: Path = ROOT) -> World | None:
         data, _ = load_yaml(params_path)
         data = _absolute(data, root)
         params = load_params(params_path, data)
-        verify_val_lock(val_dir)
+        verify_lock(val_dir)
         models = StageModels.find(root / "models" / FINAL_STAGE)
         missing = [name for name, src in params.sources.items() if not Path(src.root).is_dir()]
         if missing:
@@ -100,7 +100,7 @@ def synthetic_world(tmp: Path, *, tiny: bool, root: Path = ROOT) -> World:
     for domain in synth.DOMAINS:
         over["sources"][domain] = {"root": str(raw / domain)}
         if tiny:
-            over["synth"][domain] = {"videos": TINY_VIDEOS, "frames": TINY_FRAMES}
+            over["synth"][domain] = {"videos": TINY_VIDEOS, "frames": TINY_FRAMES, "locked_videos": 0}
     if tiny:
         manifest = {"sources": {d: {"test": [synth.video_name(d, TINY_VIDEOS - 2)],
                                     "val": [synth.video_name(d, TINY_VIDEOS - 1)]} for d in synth.DOMAINS},
@@ -112,5 +112,5 @@ def synthetic_world(tmp: Path, *, tiny: bool, root: Path = ROOT) -> World:
     params = load_params(root / "params.yaml", data)
     synth.generate(params.synth, raw, workers=1 if tiny else None)
     out = tmp / "built"
-    Builder(params, out, workers=1).export_val()
+    Builder(params, out, workers=1).export_locked("val")
     return World("synthetic", data, params, out / "val", None, None)

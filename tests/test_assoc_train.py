@@ -92,6 +92,23 @@ def test_fine_tune_from_export_and_shape_check(trained, log_dir, tmp_path):
                                 device="cpu", init_from=path)
 
 
+def test_a_separate_validation_log_validates_while_all_samples_train(log_dir, tmp_path):
+    """The pipeline's selection split: samples of held-out clips validate; every training sample trains."""
+    val_dir = write_log(tmp_path / "val", frames=20, seed=7)
+    summary = assoc_train.train_assoc(log_dir, tmp_path / "m.pt", cfg=CFG, engine_cfg=ENGINE, lr=3e-3, epochs=1,
+                                      batch_size=32, val_split=0.2, device="cpu", val_data=val_dir)
+    assert (summary["split"], summary["train_samples"], summary["val_samples"]) == ("selection", 400, 80)
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["train"]["val_data"] == val_dir.as_posix()
+    other = tmp_path / "wide"
+    with AssocLogger(other, embed_dim=4, history=CFG.history, max_candidates=CFG.max_candidates,
+                     shard_size=128) as logger:
+        for tracks, dets in synthetic_frames(5, objects=4, embed_dim=4, seed=1):
+            logger.log(tracks, dets, IMAGE)
+    with pytest.raises(ConfigError, match="validation samples were logged with embed_dim=4"):
+        assoc_train.train_assoc(log_dir, tmp_path / "x.pt", cfg=CFG, engine_cfg=ENGINE, lr=1e-3, epochs=1,
+                                batch_size=8, val_split=0.2, device="cpu", val_data=other)
+
+
 def test_params_must_match_the_logged_layout(log_dir, tmp_path):
     with pytest.raises(ConfigError, match=r"assoc.history: the samples .* were logged with history=2, params say 8"):
         assoc_train.train_assoc(log_dir, tmp_path / "m.pt", cfg=AssocConfig(max_candidates=4), engine_cfg=ENGINE,

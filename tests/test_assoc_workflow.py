@@ -19,7 +19,7 @@ def det_dir(tmp_path):
     """Two tiny dancetrack-like videos with public detections = jittered ground truth."""
     rng = np.random.default_rng(0)
     root = tmp_path / "mot"
-    cfg = SynthDomainConfig(videos=2, frames=24, width=128, height=96, min_objects=3, max_objects=4)
+    cfg = SynthDomainConfig(videos=2, frames=24, locked_videos=0, width=128, height=96, min_objects=3, max_objects=4)
     for i in range(2):
         seq, frames = synth.render_video("dancetrack", i, cfg, seed=5)
         written = mot.write_sequence(seq, root / seq.name, frames)

@@ -11,13 +11,13 @@ import pytest
 
 from stagetrack.config import parse_params
 from stagetrack.data import builder, synth
-from stagetrack.data.builder import Clip, _fill, candidate_clips, load_manifest, verify_val_lock, yolo_labels
+from stagetrack.data.builder import Clip, _fill, candidate_clips, load_manifest, verify_lock, yolo_labels
 from stagetrack.data.config import SynthConfig, SynthDomainConfig
 from stagetrack.data.sequence import IGNORE, empty_boxes
 from stagetrack.errors import DataError, LockError
 from stagetrack.io import sha256_tree
 
-TINY = SynthDomainConfig(videos=5, frames=12, width=96, height=64, min_objects=2, max_objects=3)
+TINY = SynthDomainConfig(videos=5, frames=12, locked_videos=0, width=96, height=64, min_objects=2, max_objects=3)
 LOCKED = {
     "dancetrack": {"val": ["dancetrack0005"], "test": ["dancetrack0004"]},
     "bdd": {"val": ["b0000005-5ynth005"], "test": []},
@@ -29,7 +29,7 @@ LOCKED = {
 def raw(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("raw")
     synth.generate(SynthConfig(seed=3, dancetrack=TINY, bdd=TINY,
-                               visdrone=SynthDomainConfig(videos=5, frames=12, width=96, height=80,
+                               visdrone=SynthDomainConfig(videos=5, frames=12, locked_videos=0, width=96, height=80,
                                                           min_objects=3, max_objects=5)), root, workers=1)
     return root
 
@@ -45,7 +45,8 @@ def make_params(raw: Path, tmp: Path, *, budgets=(20, 30, 24), seed=0, locked=LO
             "visdrone": {"format": "visdrone", "root": str(raw / "visdrone"), "domain": "aerial"},
         },
         "build": {"seed": seed, "manifest": str(manifest), "clip_length": 5, "reid_min_height": 4,
-                  "allow_partial": allow_partial, "det_val_frames": 3},
+                  "allow_partial": allow_partial, "selection_clips": 1,
+                  "selection_det_frames": 3},
         "stage1": {"data": {"dancetrack": {"enabled": True, "frame_budget": b1},
                             "bdd": {"enabled": True, "frame_budget": b1}}},
         "stage2": {"init": "stage1", "data": {"dancetrack": {"enabled": True, "frame_budget": b2},
@@ -64,15 +65,15 @@ def built(raw, tmp_path_factory) -> tuple[Path, dict]:
 
 def test_synth_is_deterministic_and_independent_of_workers(raw, tmp_path):
     small = SynthConfig(seed=3, dancetrack=TINY, bdd=TINY, visdrone=SynthDomainConfig(
-        videos=5, frames=12, width=96, height=80, min_objects=3, max_objects=5))
+        videos=5, frames=12, locked_videos=0, width=96, height=80, min_objects=3, max_objects=5))
     synth.generate(small, tmp_path / "again", workers=2)
     for domain in synth.DOMAINS:
         assert sha256_tree(raw / domain) == sha256_tree(tmp_path / "again" / domain)
 
 
 def test_adding_videos_leaves_earlier_videos_unchanged(tmp_path):
-    base = SynthDomainConfig(videos=2, frames=6, width=64, height=48, min_objects=2, max_objects=2)
-    more = SynthDomainConfig(videos=3, frames=6, width=64, height=48, min_objects=2, max_objects=2)
+    base = SynthDomainConfig(videos=2, frames=6, locked_videos=0, width=64, height=48, min_objects=2, max_objects=2)
+    more = SynthDomainConfig(videos=3, frames=6, locked_videos=0, width=64, height=48, min_objects=2, max_objects=2)
     synth.generate(SynthConfig(dancetrack=base, bdd=base, visdrone=base), tmp_path / "a", workers=1)
     synth.generate(SynthConfig(dancetrack=more, bdd=more, visdrone=more), tmp_path / "b", workers=1)
     for name in ("dancetrack0001", "dancetrack0002"):
@@ -81,7 +82,7 @@ def test_adding_videos_leaves_earlier_videos_unchanged(tmp_path):
 
 def test_val_set_is_bit_identical_across_budgets_and_seeds(raw, built, tmp_path):
     tmp, report = built
-    other = builder.build(make_params(raw, tmp_path, budgets=(10, 36, 30), seed=99), tmp_path / "built", None)
+    other = builder.build(make_params(raw, tmp_path, budgets=(10, 26, 30), seed=99), tmp_path / "built", None)
     assert other["val"]["sha256"] == report["val"]["sha256"]
     assert sha256_tree(tmp / "built" / "val", exclude=("LOCK.json",)) == \
         sha256_tree(tmp_path / "built" / "val", exclude=("LOCK.json",))
@@ -97,7 +98,7 @@ def test_locked_videos_never_reach_training(built):
     for stage in ("stage1", "stage2", "stage3"):
         root = tmp / "built" / stage
         selection = json.loads((root / "selection.json").read_text())
-        assert {c["video"] for clips in selection.values() for c in clips}.isdisjoint(locked)
+        assert {c["video"] for part in selection.values() for clips in part.values() for c in clips}.isdisjoint(locked)
         names = [p.name for p in (root / "det" / "images" / "train").iterdir()]
         assert names and not any(v in n for n in names for v in locked)
         pids = json.loads((root / "reid" / "pids.json").read_text())
@@ -109,8 +110,8 @@ def test_budgets_are_filled_exactly_and_nested(built):
     assert report["stage1"]["sources"]["dancetrack"]["frames"] == 20
     assert report["stage2"]["sources"]["bdd"]["frames"] == 30
     assert report["stage3"]["sources"]["visdrone"]["frames"] == 24
-    sel1 = json.loads((tmp / "built" / "stage1" / "selection.json").read_text())
-    sel2 = json.loads((tmp / "built" / "stage2" / "selection.json").read_text())
+    sel1 = json.loads((tmp / "built" / "stage1" / "selection.json").read_text())["train"]
+    sel2 = json.loads((tmp / "built" / "stage2" / "selection.json").read_text())["train"]
     frames = lambda sel, s: {(c["video"], c["start"] + i * c["stride"]) for c in sel[s] for i in range(c["length"])}  # noqa: E731
     for source in ("dancetrack", "bdd"):
         assert frames(sel1, source) <= frames(sel2, source)  # stage 2 = stage 1's clips plus more
@@ -120,18 +121,22 @@ def test_budgets_are_filled_exactly_and_nested(built):
 
 def test_replay_draws_from_the_earlier_stage(built):
     tmp, _ = built
-    sel2 = json.loads((tmp / "built" / "stage2" / "selection.json").read_text())
-    sel3 = json.loads((tmp / "built" / "stage3" / "selection.json").read_text())
+    sel2 = json.loads((tmp / "built" / "stage2" / "selection.json").read_text())["train"]
+    sel3 = json.loads((tmp / "built" / "stage3" / "selection.json").read_text())["train"]
     stage2 = {(c["video"], c["start"]) for c in sel2["dancetrack"]}
     assert sel3["dancetrack"] and {(c["video"], c["start"]) for c in sel3["dancetrack"]} <= stage2
     assert sum(c["length"] for c in sel3["dancetrack"]) == 6
 
 
 def test_budget_above_pool_is_an_error_naming_source_and_count(raw, tmp_path):
-    # bdd pool: 4 unlocked videos x 12 frames = 48 frames (dancetrack: 3 x 12 = 36)
+    # bdd pool: 4 unlocked videos x 12 frames = 48 frames (dancetrack: 3 x 12 = 36), less the held-out
+    # selection clip (5 or 2 frames)
     params = make_params(raw, tmp_path, budgets=(20, 500, 24))
-    with pytest.raises(DataError, match=r"stage2.data.bdd.frame_budget: frame budget 500 of source 'bdd' "
-                                        r"exceeds the 48 frames available"):
+    fits = make_params(raw, tmp_path)  # same build seed: the same held-out clips
+    held = sum(c.length for c in builder.Builder(fits, tmp_path / "unused", workers=1).plan().held_out["bdd"])
+    with pytest.raises(DataError, match=rf"stage2.data.bdd.frame_budget: frame budget 500 of source 'bdd' "
+                                        rf"exceeds the {48 - held} frames available in the unlocked pool after the "
+                                        rf"selection clips"):
         builder.build(params, tmp_path / "built", None)
 
 
@@ -139,8 +144,10 @@ def test_allow_partial_takes_the_whole_pool_with_a_warning(raw, tmp_path, caplog
     params = make_params(raw, tmp_path, budgets=(20, 500, 24), allow_partial=True)
     with caplog.at_level(logging.WARNING):
         report = builder.build(params, tmp_path / "built", None)
-    assert report["stage2"]["sources"]["dancetrack"]["frames"] == 36
-    assert "exceeds the 36 frames available" in caplog.text
+    held = report["stage2"]["selection_frames"] - sum(  # stage 2 trains dancetrack and bdd
+        c["length"] for c in json.loads((tmp_path / "built" / "stage2" / "selection.json").read_text())["held_out"]["bdd"])
+    assert report["stage2"]["sources"]["dancetrack"]["frames"] == 36 - held
+    assert f"exceeds the {36 - held} frames available" in caplog.text
 
 
 def test_manifest_errors_name_the_video_and_both_splits(raw, tmp_path):
@@ -159,11 +166,11 @@ def test_val_lock_detects_a_changed_file(built, tmp_path):
 
     val = tmp_path / "val"
     shutil.copytree(tmp / "built" / "val", val)
-    assert verify_val_lock(val)["sha256"] == report["val"]["sha256"]
+    assert verify_lock(val)["sha256"] == report["val"]["sha256"]
     gt = next(val.glob("dancetrack/*/gt/gt.txt"))
     gt.write_text(gt.read_text() + "1,99,1,1,5,5,1,1,1\n")
-    with pytest.raises(LockError, match="validation set changed"):
-        verify_val_lock(val)
+    with pytest.raises(LockError, match="val set changed"):
+        verify_lock(val)
 
 
 def test_exports_have_the_expected_layout(built):
@@ -218,13 +225,13 @@ def test_inspect_reports_what_build_writes(raw, built, tmp_path):
 
     tmp, report = built
     b = builder.Builder(make_params(raw, tmp), tmp_path / "unused", workers=1)
-    selection = b.plan()
+    plan = b.plan()
     for stage in ("stage1", "stage2", "stage3"):
-        stats = b.stats(selection[stage])
-        expected = {k: v for k, v in report[stage].items() if k != "reid_identities"}
+        stats = b.stats(plan.stages[stage])
+        expected = {k: v for k, v in report[stage].items() if k not in ("reid_identities", "selection_frames")}
         assert stats == expected
     assert not (tmp_path / "unused").exists()  # inspect writes nothing
-    table = render({"stage1": b.stats(selection["stage1"])})
+    table = render({"stage1": b.stats(plan.stages["stage1"])})
     assert "stage1   dancetrack" in table and "balance person" in table
 
 
@@ -253,7 +260,7 @@ def _mot17_params(raw: Path, tmp: Path, copies: dict | None):
         "sources": {"mot17": {"format": "mot", "root": str(root)},
                     "bdd": {"format": "bdd", "root": str(raw / "bdd")},
                     "visdrone": {"format": "visdrone", "root": str(raw / "visdrone"), "domain": "aerial"}},
-        "build": {"manifest": str(manifest), "clip_length": 5, "reid_min_height": 4, "det_val_frames": 3,
+        "build": {"manifest": str(manifest), "clip_length": 5, "reid_min_height": 4, "selection_clips": 1,
                   "allow_partial": True},
         "stage1": {"data": {"mot17": {"enabled": True, "frame_budget": 1000}, "bdd": {"enabled": True, "frame_budget": 10}}},
         "stage2": {"init": "stage1", "data": {"mot17": {"enabled": True, "frame_budget": 60}}},
@@ -262,8 +269,8 @@ def _mot17_params(raw: Path, tmp: Path, copies: dict | None):
 
 
 def _trained_videos(params) -> set[str]:
-    selection = builder.Builder(params, "unused", workers=1).plan()
-    return {clip.video for stage in selection.values() for clip in stage.get("mot17", [])}
+    plan = builder.Builder(params, "unused", workers=1).plan()
+    return {clip.video for stage in plan.stages.values() for clip in stage.get("mot17", [])}
 
 
 def test_copies_of_a_locked_video_never_reach_training(raw, tmp_path):
@@ -299,13 +306,68 @@ def test_two_sources_on_one_folder_or_one_video_id_are_errors(raw, tmp_path):
 
 def test_val_lock_detects_a_changed_manifest(built, tmp_path):
     tmp, _ = built
-    lock = verify_val_lock(tmp / "built" / "val")
+    lock = verify_lock(tmp / "built" / "val")
     manifest = Path(lock["manifest"])
     original = manifest.read_text()
     try:
         manifest.write_text(original.replace("}", ', "comment": "edited"}', 1))
-        with pytest.raises(LockError, match="the manifest changed after the validation set was built"):
-            verify_val_lock(tmp / "built" / "val")
+        with pytest.raises(LockError, match="the manifest changed after the val set was built"):
+            verify_lock(tmp / "built" / "val")
     finally:
         manifest.write_text(original)
-    verify_val_lock(tmp / "built" / "val")
+    verify_lock(tmp / "built" / "val")
+
+
+def _clip_frames(clips) -> set[tuple[str, int]]:
+    return {(c["video"], c["start"] + i * c["stride"]) for c in clips for i in range(c["length"])}
+
+
+def test_selection_clips_are_held_out_of_every_stage_and_feed_its_checkpoint_choice(built):
+    """The selection split: held out of every stage's training (replay included), apart from the
+    locked videos, and the only source of each stage's detector val images, ReID query/gallery and
+    association validation clips."""
+    tmp, report = built
+    root = tmp / "built"
+    locked = {v for splits in LOCKED.values() for ids in splits.values() for v in ids}
+    held = {}
+    for stage in ("stage1", "stage2", "stage3"):
+        selection = json.loads((root / stage / "selection.json").read_text())
+        assert set(selection["held_out"]) == set(selection["train"])  # each trained source has its clips
+        for source, clips in selection["held_out"].items():
+            assert clips and {c["video"] for c in clips}.isdisjoint(locked)
+            held.setdefault(source, _clip_frames(clips))
+            assert _clip_frames(clips) == held[source]  # one split for all stages
+        for source, clips in selection["train"].items():
+            assert _clip_frames(clips).isdisjoint(held[source])
+        stems = {p.stem for p in (root / stage / "det" / "images" / "val").iterdir()}
+        allowed = {f"{source}__{video}__{f:06d}" for source in selection["held_out"]
+                   for video, f in _clip_frames(selection["held_out"][source])}
+        assert stems and stems <= allowed
+        assert {p.stem for p in (root / stage / "det" / "images" / "train").iterdir()}.isdisjoint(allowed)
+        val_pids = json.loads((root / stage / "reid" / "val_pids.json").read_text())
+        assert val_pids and {p["video"] for p in val_pids.values()}.isdisjoint(locked)
+        lines = [json.loads(x) for x in (root / stage / "selection" / "manifest.jsonl").read_text().splitlines()]
+        assert {(x["source"], x["video"], x["start"]) for x in lines} == {
+            (s, c["video"], c["start"]) for s, clips in selection["held_out"].items() for c in clips}
+        assert report[stage]["selection_frames"] == sum(c["length"] for cl in selection["held_out"].values() for c in cl)
+
+
+def test_the_locked_test_set_is_exported_and_locked_apart_from_val(built):
+    tmp, report = built
+    test = tmp / "built" / "test"
+    assert (test / "seqmaps" / "test.txt").read_text().split()[1:] == ["dancetrack/dancetrack0004"]
+    assert verify_lock(test)["sha256"] == report["test"]["sha256"]
+    assert report["test"]["videos"] == 1 and not (test / "reid").exists()
+
+
+def test_a_pool_too_small_to_hold_out_selection_clips_is_an_error(raw, tmp_path):
+    params = make_params(raw, tmp_path)
+    greedy = parse_params({**params.to_dict(), "build": {**params.to_dict()["build"], "selection_clips": 99}})
+    with pytest.raises(DataError, match=r"build.selection_clips: source '\w+' has \d+ pool clips"):
+        builder.Builder(greedy, tmp_path / "built", workers=1).plan()
+
+
+def test_locked_videos_follow_the_pool_and_are_shorter():
+    cfg = SynthDomainConfig(videos=2, frames=10, locked_videos=3, locked_frames=4, width=64, height=48,
+                            min_objects=2, max_objects=2)
+    assert [synth.video_config(cfg, i).frames for i in range(5)] == [10, 10, 4, 4, 4]

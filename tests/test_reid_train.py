@@ -130,3 +130,15 @@ def test_extractor_from_trained_weights(stage1):
     assert f.shape == (3, 512)
     # same identity closer than another identity (cosine of unit vectors)
     assert f[0] @ f[1] > f[0] @ f[2]
+
+
+def test_keep_best_saves_the_epoch_with_the_highest_selection_map(stage1, tmp_path):
+    """keep: best saves the evaluated epoch whose query/gallery mAP is highest and reports its
+    metrics; keep: last the final epoch's."""
+    data, result, _ = stage1
+    maps = [row["mAP"] for row in result.history]
+    best_epoch = max(range(len(maps)), key=lambda i: (maps[i], i)) + 1
+    assert result.kept_epoch == best_epoch and result.metrics["mAP"] == maps[best_epoch - 1]
+    assert evaluate_reid(result.weights, data, ReidConfig(**TINY)) == pytest.approx(result.metrics, abs=1e-6)
+    last = train_reid(ReidConfig(epochs=3, keep="last", **TINY), data_dir=data, out_dir=tmp_path / "last", init=None)
+    assert last.kept_epoch == 3 and last.metrics["mAP"] == last.history[-1]["mAP"]

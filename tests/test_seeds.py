@@ -72,3 +72,14 @@ def test_cli_dry_run(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "dvc exp run --queue -n seeds-seed0 -S seed=0 -S train.seed=0"
     assert out[-1] == "dvc queue stop"
+
+
+def test_test_metrics_join_the_aggregate_prefixed_and_only_when_asked():
+    from stagetrack.seeds import EVAL_METRICS, TEST_METRICS, aggregate, split_metrics
+
+    docs = {EVAL_METRICS: {"all": {"combined": {"HOTA": 40.0}}}, TEST_METRICS: {"all": {"combined": {"HOTA": 38.0}}}}
+    assert split_metrics(docs, ("val",)) == {"all.combined.HOTA": 40.0}
+    both = split_metrics(docs, ("val", "test"))
+    assert both == {"all.combined.HOTA": 40.0, "test.all.combined.HOTA": 38.0}
+    assert split_metrics({TEST_METRICS: docs[TEST_METRICS]}, ("val", "test")) is None  # no val, no run
+    assert set(aggregate({0: both, 1: both})["metrics"]) == {"all.combined.HOTA", "test.all.combined.HOTA"}

@@ -181,6 +181,44 @@ def test_eval_metrics_are_complete(smoke):
     assert (repo / "plots" / "dashboard.png").stat().st_size > 10_000
 
 
+def test_test_metrics_come_from_the_locked_test_videos_only(smoke):
+    repo, _, _ = smoke
+    test = json.loads((repo / "metrics" / "test.json").read_text())
+    assert test["tracker"]["stage"] == "stage3" and set(test["compare"]) == {"classical", "learned", "new_id_per_box"}
+    assert "HOTA" in test["ci"]["all"]["combined"] and "forgetting" not in test
+    tracked = {p.stem for p in (repo / "results" / "test" / "classical").rglob("*.txt")}
+    manifest = json.loads((repo / "tests" / "smoke" / "manifest.json").read_text())["sources"]
+    assert tracked == {v for splits in manifest.values() for v in splits["test"]}
+    assert tracked.isdisjoint({p.stem for p in (repo / "models" / "stage3" / "val_results").rglob("*.txt")})
+
+
+def test_training_a_stage_needs_no_test_video(smoke, tmp_path):
+    """The runtime half of tests/test_locked_splits.py: with the locked test videos gone from
+    disk (the built export and every raw file of theirs), a training stage, which chooses its
+    checkpoints, runs exactly as before: it never reads them."""
+    repo, env, _ = smoke
+    manifest = json.loads((repo / "tests" / "smoke" / "manifest.json").read_text())["sources"]
+    ids = {v for splits in manifest.values() for v in splits["test"]}
+    aside = tmp_path / "aside"
+    moved = [p for p in (repo / "data" / "raw").rglob("*") if any(p.name.startswith(v) for v in ids)]
+    moved = [p for p in moved if not any(q in p.parents for q in moved)] + [repo / "data" / "built" / "test"]
+    for i, path in enumerate(moved):
+        (aside / str(i)).mkdir(parents=True)
+        shutil.move(path, aside / str(i) / path.name)
+    try:
+        assert not any(v in p.name for p in (repo / "data").rglob("*") for v in ids)
+        run([sys.executable, "stages/train_stage.py", "stage1", "--params", "params.yaml", "--data", "data/built",
+             "--models", str(tmp_path / "models"), "--metrics-dir", str(tmp_path / "metrics"),
+             "--timings-dir", str(tmp_path / "timings")], repo, env)
+        again = json.loads((tmp_path / "metrics" / "stage1.json").read_text())
+        before = json.loads((repo / "metrics" / "stage1.json").read_text())
+        for part in ("detector", "reid", "val", "val_classical"):
+            assert again[part] == before[part], part
+    finally:
+        for i, path in enumerate(moved):
+            shutil.move(aside / str(i) / path.name, path)
+
+
 def test_second_repro_runs_nothing(smoke):
     repo, env, _ = smoke
     status = run(["dvc", "status", "--json"], repo, env)

@@ -12,6 +12,12 @@ wrote for it:
 4. validation: the new models track every locked validation video; HOTA/IDF1/... per domain
    and class, classical and learned association side by side.
 
+Every part chooses its checkpoint (best epoch, early stopping) on the stage's **selection
+split**, clips held out of every stage's training pool (``data/built/<stage>/selection``): the
+detector's val images, the ReID query/gallery and the association model's validation samples
+all come from them. The locked validation videos of step 4 report; nothing here chooses on them,
+and nothing here reads the locked test videos.
+
 Outputs: ``models/<stage>/{detector,reid}/…``, ``models/<stage>/assoc.pt``, the logged
 samples, ``metrics/<stage>.json``, dvclive curves under ``metrics/live/<stage>/<part>`` and the
 parts' wall-clock seconds in ``timings/<stage>.json`` (outside the DVC graph: they vary run to run).
@@ -31,7 +37,7 @@ import numpy as np
 
 from .config import STAGES, Params
 from .data import mot
-from .data.builder import verify_val_lock
+from .data.builder import verify_lock
 from .errors import ConfigError
 from .io import atomic_write_json
 
@@ -59,15 +65,16 @@ def previous_stage_dir(params: Params, stage: str, models: Path) -> Path | None:
                       field=f"{stage}.init", allowed=STAGES[: STAGES.index(stage)])
 
 
-def log_assoc_samples(params: Params, stage: str, clips_dir: Path, embed, out_dir: Path) -> dict:
-    """Track the stage's training clips with the sample logger attached (seed 000)."""
+def log_assoc_samples(params: Params, stage: str, clips_dir: Path, embed, out_dir: Path, stream: int = 0) -> dict:
+    """Track the clips of ``clips_dir/manifest.jsonl`` (the stage's training or selection clips)
+    with the sample logger attached (seed 000); ``stream`` separates their noise draws."""
     from .assoc.logger import AssocLogger
     from .inference import gt_observations, track
 
     acfg = params.stage_section(stage, "assoc")
     tcfg = params.tracker
     lines = [json.loads(x) for x in (clips_dir / "manifest.jsonl").read_text().splitlines() if x.strip()]
-    rng = np.random.default_rng([params.seed, STAGES.index(stage), 0xA55C])
+    rng = np.random.default_rng([params.seed, STAGES.index(stage), 0xA55C, stream])
     if out_dir.exists():
         shutil.rmtree(out_dir)
     embed_dim = None
@@ -105,13 +112,13 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
                 timings_dir: Path = Path("timings")) -> dict:
     from .assoc.train import train_assoc
     from .detect.yolo import train_detector
-    from .evaluate.pipeline import VAL_RESULTS, StageModels, evaluate_stage, load_val
+    from .evaluate.pipeline import VAL_RESULTS, StageModels, evaluate_stage, load_locked
     from .reid.features import ReidExtractor
     from .reid.train import train_reid
     from .reid.evaluate import cmc_rows
 
     cfg = params.stage(stage)
-    verify_val_lock(data / "val")
+    verify_lock(data / "val")
     stage_data, out = data / stage, models / stage
     prev = previous_stage_dir(params, stage, models)
     live_root = metrics_dir / "live" / stage
@@ -155,6 +162,7 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     # 3. association: log samples while tracking the training clips, then train
     extractor = ReidExtractor(reid.weights, device=device)
     samples = log_assoc_samples(params, stage, stage_data / "assoc", extractor.from_boxes, out / "assoc_samples")
+    log_assoc_samples(params, stage, stage_data / "selection", extractor.from_boxes, out / "assoc_selection", stream=1)
     acfg = params.stage_section(stage, "assoc")
     live = _live(live_root, "assoc")
     # the stage's ACCUMULATE_STEPS and LR_DROP (a step schedule) apply to this part too
@@ -164,20 +172,20 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     assoc = train_assoc(
         out / "assoc_samples", out / "assoc.pt", cfg=acfg, engine_cfg=engine_cfg,
         lr=params.stage_lr(stage), epochs=acfg.epochs, batch_size=acfg.batch_size, val_split=acfg.val_split,
-        device=device, live=live, init_from=assoc_init(prev, engine_cfg),
+        device=device, live=live, init_from=assoc_init(prev, engine_cfg), val_data=out / "assoc_selection",
     )
     live.end()
     lap("assoc")
 
     # 4. validation on the locked videos
     # the result files stay with the models: eval compares stages on them, paired by video
-    val = evaluate_stage(params, load_val(data / "val"), StageModels.find(out), results_dir=out / VAL_RESULTS)
+    val = evaluate_stage(params, load_locked(data / "val"), StageModels.find(out), results_dir=out / VAL_RESULTS)
     lap("val")
     selection = json.loads((stage_data / "selection.json").read_text())
-    frames = sum(c["length"] for clips in selection.values() for c in clips)
+    frames = sum(c["length"] for clips in selection["train"].values() for c in clips)
     metrics = {
         "detector": det.metrics,
-        "reid": reid.metrics,
+        "reid": {**reid.metrics, "kept_epoch": reid.kept_epoch},
         "assoc": {**assoc, **{f"samples_{k}": v for k, v in samples.items()}},
         "val": val[val["headline"]],
         "val_classical": {d: m["combined"] for d, m in val["classical"].items()},

@@ -5,7 +5,7 @@ NAME-seedS -S seed=S -S train.seed=S [-S KEY=VALUE ...]``: each is a normal expe
 ``dvc exp show`` lists), runs the queue, stops its workers, and writes the aggregate over the
 group to ``--out`` (default ``metrics/seeds.json``, a metrics file of dvc.yaml, so ``dvc metrics
 show`` and ``dvc exp show`` display it): for every number of the experiments' ``metrics/eval.json``
-its mean, standard deviation, min, max and the 95% t-interval of the mean; the per-seed values go
+(and, as ``test.*``, of ``metrics/test.json``: the final report on the locked test videos) its mean, standard deviation, min, max and the 95% t-interval of the mean; the per-seed values go
 beside it to ``<out>_per_seed.json`` (kept out of the metrics file so ``dvc exp show`` stays readable).
 
 ``stagetrack compare A B`` (:mod:`stagetrack.compare`) prints, per metric, B's mean minus A's, its 95% interval and a verdict
@@ -37,11 +37,13 @@ from .sweep import dvc, experiments
 log = logging.getLogger(__name__)
 
 EVAL_METRICS = "metrics/eval.json"
+TEST_METRICS = "metrics/test.json"  # the locked test videos: the final report, never for choosing
+SPLIT_FILES = {"val": EVAL_METRICS, "test": TEST_METRICS}
 SEED_RE = re.compile(r"^(?P<group>.+)-seed(?P<seed>\d+)$")
 # leaves of eval.json that are no per-run score: the bootstrap bounds and the verdict strings
 _SKIP_LEAF = re.compile(r"(^|\.)(ci|lo|hi|verdict)(\.|$)")
 # what the aggregate keeps: headline metrics per domain and class, forgetting and stage-to-stage deltas
-AGGREGATED = re.compile(r"^(all|dancetrack|bdd|visdrone)\.[a-z]+\.(HOTA|IDF1|AssA|DetA|MOTA)$"
+AGGREGATED = re.compile(r"^(test\.)?(all|dancetrack|bdd|visdrone)\.[a-z]+\.(HOTA|IDF1|AssA|DetA|MOTA)$"
                         r"|^(forgetting|change_vs_previous)\.stage\d\.[a-z_A-Z0-9]+\.delta$")
 DEFAULT_METRICS = tuple(f"{d}.combined.{m}" for d in ("all", "dancetrack", "bdd", "visdrone")
                         for m in ("HOTA", "IDF1", "AssA", "DetA"))
@@ -128,19 +130,36 @@ def difference(a: Mapping[int, float], b: Mapping[int, float], level: float = 0.
 # ---------------------------------------------------------------- where the runs come from
 
 
-def group_runs(shown: list[dict[str, Any]], name: str) -> dict[int, dict[str, float]]:
-    """``{seed: flat eval metrics}`` of the experiments ``NAME-seed<S>`` (or the one named NAME, seed -1)."""
+def split_metrics(documents: Mapping[str, Any], splits: Sequence[str]) -> dict[str, float] | None:
+    """Flat metrics of ``splits`` from ``{metrics file: document}``: val keys as they are in
+    eval.json, test keys prefixed ``test.``; None without the val document."""
+    if documents.get(EVAL_METRICS) is None:
+        return None
+    out: dict[str, float] = {}
+    for split in splits:
+        doc = documents.get(SPLIT_FILES[split])
+        if doc is not None:
+            out.update(flatten(doc, "" if split == "val" else "test"))
+    return out
+
+
+def group_runs(shown: list[dict[str, Any]], name: str, splits: Sequence[str] = ("val",)) -> dict[int, dict[str, float]]:
+    """``{seed: flat metrics}`` of the experiments ``NAME-seed<S>`` (or the one named NAME, seed -1).
+
+    ``splits``: ``("val",)`` (the default: what choosing may look at) or with ``"test"`` for the
+    final report."""
     found = experiments(shown)
     runs: dict[int, dict[str, float]] = {}
     for exp_name, data in found.items():
         match = SEED_RE.match(exp_name)
-        metrics = ((data.get("metrics") or {}).get(EVAL_METRICS) or {}).get("data")
+        files = data.get("metrics") or {}
+        metrics = split_metrics({f: (files.get(f) or {}).get("data") for f in SPLIT_FILES.values()}, splits)
         if metrics is None:
             continue
         if match and match.group("group") == name:
-            runs[int(match.group("seed"))] = flatten(metrics)
+            runs[int(match.group("seed"))] = metrics
         elif exp_name == name:
-            runs[-1] = flatten(metrics)
+            runs[-1] = metrics
     return runs
 
 
@@ -154,19 +173,25 @@ def show() -> list[dict[str, Any]]:
     return json.loads(dvc(["exp", "show", "--json", *revs]) or "[]") if revs else []
 
 
-def revision_runs(rev: str) -> dict[int, dict[str, float]]:
-    """The committed ``metrics/eval.json`` of a git revision, as one run."""
-    proc = subprocess.run(["git", "show", f"{rev}:{EVAL_METRICS}"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        return {}
-    try:
-        return {-1: flatten(json.loads(proc.stdout))}
-    except json.JSONDecodeError as exc:
-        raise StagetrackError(f"{rev}:{EVAL_METRICS} is not JSON: {exc.msg}") from None
+def revision_runs(rev: str, splits: Sequence[str] = ("val",)) -> dict[int, dict[str, float]]:
+    """The committed metrics (``metrics/eval.json``, with ``test`` also ``metrics/test.json``) of a
+    git revision, as one run."""
+    documents = {}
+    for split in splits:
+        path = SPLIT_FILES[split]
+        proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            continue
+        try:
+            documents[path] = json.loads(proc.stdout)
+        except json.JSONDecodeError as exc:
+            raise StagetrackError(f"{rev}:{path} is not JSON: {exc.msg}") from None
+    metrics = split_metrics(documents, splits)
+    return {} if metrics is None else {-1: metrics}
 
 
-def resolve(name: str, shown: list[dict[str, Any]]) -> dict[int, dict[str, float]]:
-    runs = group_runs(shown, name) or revision_runs(name)
+def resolve(name: str, shown: list[dict[str, Any]], splits: Sequence[str] = ("val",)) -> dict[int, dict[str, float]]:
+    runs = group_runs(shown, name, splits) or revision_runs(name, splits)
     if not runs:
         raise StagetrackError(f"{name!r} is no experiment, seed group (NAME-seedN) or git revision with "
                               f"{EVAL_METRICS}", hint="`dvc exp show` lists the experiments")
@@ -234,7 +259,9 @@ def run(args: argparse.Namespace) -> int:
             dvc(commands[-2], capture=False)
         finally:
             dvc(commands[-1])
-    runs = {s: r for s, r in group_runs(show(), args.name).items() if args.first <= s < args.first + args.n}
+    # the aggregate is a report: the locked test videos' metrics go in beside val's (test.*)
+    runs = {s: r for s, r in group_runs(show(), args.name, ("val", "test")).items()
+            if args.first <= s < args.first + args.n}
     missing = sorted(set(range(args.first, args.first + args.n)) - set(runs))
     if not runs:
         raise StagetrackError(f"no finished experiment {args.name}-seedN", hint="see `dvc queue logs NAME`")

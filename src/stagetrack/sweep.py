@@ -54,6 +54,10 @@ _MISSING = object()
 PARAMS_FILE = "params.yaml"  # what `dvc exp run -S key=value` edits
 
 
+# metrics files a choosing command never reads: the locked test videos' (the eval stage's final report)
+CHOOSING_FORBIDDEN = ("metrics/test.json",)
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepSpec:
     method: Literal["grid", "random"] = "grid"
@@ -67,6 +71,9 @@ class SweepSpec:
     def validate(self) -> tuple[str, str] | None:
         if not self.metric:
             return "metric", "required: FILE:dotted.key or a dotted metric key"
+        if parse_metric(self.metric)[0] in CHOOSING_FORBIDDEN:
+            return "metric", (f"{self.metric!r} is on the locked test videos, which are for the final report only: "
+                              "choose on metrics/eval.json (val) instead")
         if not self.params:
             return "params", "required: a mapping of params.yaml keys to lists of values"
         for key, values in self.params.items():
@@ -232,7 +239,11 @@ def metric_value(metrics: Mapping[str, Any], metric: str) -> float | None:
 
     Without a file, the dotted key must occur in exactly one metrics file."""
     file, key = parse_metric(metric)
-    files = [file] if file is not None else sorted(metrics)
+    if file in CHOOSING_FORBIDDEN:
+        raise StagetrackError(f"{file} holds the locked test videos' metrics: never chosen on",
+                              hint="rank on metrics/eval.json (the locked val videos)")
+    # a bare key is looked up everywhere but in the test metrics (a sweep chooses)
+    files = [file] if file is not None else sorted(set(metrics) - set(CHOOSING_FORBIDDEN))
     found = []
     for name in files:
         value = lookup((metrics.get(name) or {}).get("data") or {}, key)

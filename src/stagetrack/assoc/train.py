@@ -1,7 +1,7 @@
 """Train the association transformer from logged samples (seed 000).
 
     python -m stagetrack.assoc.train --data DIR --output FILE.pt --epochs 12 --batch-size 64 --lr 1e-4
-        [--val-split 0.1] [--device cuda|cpu|auto] [--inspect] [--params params.yaml]
+        [--val-split 0.1 | --val-data DIR] [--device cuda|cpu|auto] [--inspect] [--params params.yaml]
 
 (also ``stagetrack train-assoc``). ``--data`` is a directory written by the sample logger
 (``manifest.jsonl`` + shards); ``--output`` receives the ``.pt`` checkpoint the tracker loads
@@ -27,6 +27,7 @@ if __name__ == "__main__":  # `python -m stagetrack.assoc.train`: pin the numeri
 
     pin_for_argv_or_exit(sys.argv[1:])
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -111,8 +112,12 @@ def _initial_weights(model: AssocTransformer, init_from: Path | None) -> Path | 
 def train_assoc(data_dir: str | Path, output: str | Path, *, cfg: AssocConfig, engine_cfg: EngineConfig,
                 lr: float, epochs: int, batch_size: int, val_split: float, device: str, live: Any = None,
                 init_from: str | Path | None = None, resume: bool = False,
-                work_dir: str | Path | None = None) -> dict[str, Any]:
+                work_dir: str | Path | None = None, val_data: str | Path | None = None) -> dict[str, Any]:
     """Train on the log in ``data_dir``, export the best-validation-loss model to ``output``.
+
+    ``val_data``: a second log (the pipeline's: samples of the stage's held-out selection clips)
+    that validates while all of ``data_dir`` trains; without it ``val_split`` of ``data_dir``'s
+    shards (or samples) are held out.
 
     ``init_from`` may be an exported association checkpoint (same shape), an engine checkpoint
     or a plain state_dict; ``resume`` continues the engine run in ``work_dir`` (default
@@ -128,10 +133,20 @@ def train_assoc(data_dir: str | Path, output: str | Path, *, cfg: AssocConfig, e
             raise ConfigError(f"the samples in {data_dir} were logged with {key}={alog.header[key]}, "
                               f"params say {getattr(cfg, key)}", field=f"assoc.{key}",
                               hint="log again with these params or set them to the logged values")
-    train_idx, val_idx, split = split_indices(alog, val_split, engine_cfg.seed)
+    if val_data is None:
+        train_idx, val_idx, split = split_indices(alog, val_split, engine_cfg.seed)
+        vlog = alog
+    else:
+        vlog = read_log(val_data)
+        for key in ("history", "max_candidates", "embed_dim", "hsv_bins"):
+            if vlog.header[key] != alog.header[key]:
+                raise ConfigError(f"the validation samples were logged with {key}={vlog.header[key]}, the training "
+                                  f"samples with {alog.header[key]}", file=Path(val_data) / "manifest.jsonl",
+                                  hint="log both with the same params and ReID model")
+        train_idx, val_idx, split = np.arange(alog.samples), np.arange(vlog.samples), "selection"
     train_ds = AssocDataset(alog, train_idx, jitter=cfg.aug_jitter, drop=cfg.aug_drop,
                             cache_shards=cfg.shards_in_memory)
-    val_ds = AssocDataset(alog, val_idx, cache_shards=cfg.shards_in_memory)
+    val_ds = AssocDataset(vlog, val_idx, cache_shards=cfg.shards_in_memory)
     log.info("%d samples (%d shards): %d train, %d val, split by %s; embed_dim %d, hsv_bins %d",
              alog.samples, len(alog.shards), len(train_ds), len(val_ds), split, alog.embed_dim, alog.hsv_bins)
 
@@ -145,7 +160,8 @@ def train_assoc(data_dir: str | Path, output: str | Path, *, cfg: AssocConfig, e
     seed_everything(engine_cfg.seed + dist_info().rank, engine_cfg.deterministic)
     model = AssocTransformer(cfg, alog.embed_dim, alog.hsv_bins)
     engine_init = _initial_weights(model, Path(init_from) if init_from else None)
-    training = {"data_dir": data_dir.as_posix(), "samples": alog.samples, "train_samples": len(train_ds),
+    training = {"data_dir": data_dir.as_posix(), "val_data": Path(val_data).as_posix() if val_data else None,
+                "samples": alog.samples, "train_samples": len(train_ds),
                 "val_samples": len(val_ds), "split": split, "lr": lr, "epochs": epochs, "batch_size": batch_size,
                 "val_split": val_split, "assoc": configtypes.to_dict(cfg), "engine": configtypes.to_dict(engine_cfg)}
     engine = Engine(engine_cfg, model, AssocTask(), lr=lr, epochs=epochs,
@@ -175,7 +191,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="samples per batch (default: params assoc.batch_size)")
     parser.add_argument("--lr", type=float, help="learning rate (default: params top-level lr, else 1e-4)")
     parser.add_argument("--val-split", type=float,
-                        help="fraction of samples reserved for validation (default: params assoc.val_split, 0.1)")
+                        help="fraction of samples reserved for validation (default: params assoc.val_split, 0.1); "
+                             "ignored with --val-data")
+    parser.add_argument("--val-data", type=Path,
+                        help="a second logger directory to validate on (the pipeline logs the stage's held-out "
+                             "selection clips there); all of --data then trains")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: params train.device (auto)")
     parser.add_argument("--inspect", action="store_true", help="print dataset statistics and exit (no training)")
     parser.add_argument("--params", type=Path, help="params.yaml with assoc: and train: sections (default: built-in)")
@@ -204,7 +224,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = configtypes.build(AssocConfig, {**configtypes.to_dict(cfg), **overrides}, key="assoc",
                                 file=f"{source or 'defaults'} + command line")
     summary = train_assoc(args.data, args.output, cfg=cfg, engine_cfg=engine_cfg, lr=lr, epochs=cfg.epochs,
-                          batch_size=cfg.batch_size, val_split=cfg.val_split, device=args.device or engine_cfg.device)
+                          batch_size=cfg.batch_size, val_split=cfg.val_split, device=args.device or engine_cfg.device,
+                          val_data=args.val_data)
     print(dumps_json(summary), end="")
     return 0
 

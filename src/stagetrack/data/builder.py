@@ -1,4 +1,4 @@
-"""The data builder: frame budgets, clips, replay, the manifest lock, and the exports.
+"""The data builder: frame budgets, clips, replay, the manifest lock, the selection split, the exports.
 
 For every stage the builder fills each source's **frame budget** with clips of consecutive
 frames (``build.clip_length`` frames, every ``build.clip_stride``-th frame) drawn from that
@@ -6,10 +6,14 @@ source's pool. The pool is every video of the source *minus* the videos that
 ``data/manifests/manifest.json`` locks for ``val`` and ``test``: they are removed before any
 budget is filled, so no budget or seed can leak them into training.
 
-Selections are nested: each source's clips are shuffled once (from ``build.seed``) and a stage
-takes the shortest prefix that fills its budget, so stage 2 (3x budget) trains on stage 1's
-clips plus more. A source with ``replay_from: stageN`` instead draws (with its own seeded
-shuffle) from what stage N selected: the seed plan's replay buffer of ground data in stage 3.
+Each source's pool clips are shuffled once (from ``build.seed``). The first
+``build.selection_clips`` of them are the **selection split**: held out of every stage's
+training, they are what checkpoint selection and early stopping of the detector, the ReID model
+and the association model look at (never the locked val or test videos). Stages take the
+shortest prefix of the rest that fills their budgets, so selections are nested: stage 2 (3x
+budget) trains on stage 1's clips plus more. A source with ``replay_from: stageN`` instead draws
+(with its own seeded shuffle) from what stage N selected: the seed plan's replay buffer of
+ground data in stage 3.
 
 Outputs under ``data/built``::
 
@@ -17,12 +21,17 @@ Outputs under ``data/built``::
     val/seqmaps/val.txt        seqmap of every locked validation video
     val/reid/{query,bounding_box_test}/   Market-1501 query/gallery crops of the val tracks
     val/LOCK.json              sha256 of every file above; verified by training and eval
-    <stage>/det/               YOLO set: data.yaml, images/{train,val}, labels/{train,val}
-    <stage>/reid/              Market-1501 crops: bounding_box_train (+ val query/gallery), pids.json
+    test/...                   the locked test videos, same layout (no crops); only the eval
+                               stage reads them, for the final report (metrics/test.json)
+    <stage>/det/               YOLO set: images/train (the stage's clips), images/val (its
+                               selection clips' frames), data.yaml
+    <stage>/reid/              Market-1501 crops: bounding_box_train (training clips),
+                               query/bounding_box_test (selection clips), pids.json, val_pids.json
     <stage>/assoc/             training clips in MOT layout + manifest.jsonl (one line per clip)
-    <stage>/selection.json     the clips chosen, per source
+    <stage>/selection/         the stage's selection clips in MOT layout + manifest.jsonl
+    <stage>/selection.json     the clips chosen per source: ``train`` and ``held_out`` (selection)
 
-The validation export depends only on the manifest and the source data, never on budgets or
+The locked exports depend only on the manifest and the source data, never on budgets or
 seeds; a test builds twice with different budgets and seeds and compares the hashes.
 """
 
@@ -152,28 +161,30 @@ def check_manifest_ids(manifest: Manifest, source: str, available: Iterable[str]
                                 hint=f"{len(available)} videos available")
 
 
-def verify_val_lock(val_dir: str | Path) -> dict:
-    """Recompute the validation set's hash and the manifest's; raise :class:`LockError` if either
-    changed since the build (a manifest edited after the build would otherwise re-lock silently)."""
-    val_dir = Path(val_dir)
-    lock_path = val_dir / LOCK_FILE
+def verify_lock(locked_dir: str | Path) -> dict:
+    """Recompute a locked set's hash (``data/built/val`` or ``/test``) and the manifest's; raise
+    :class:`LockError` if either changed since the build (a manifest edited after the build would
+    otherwise re-lock silently)."""
+    locked_dir = Path(locked_dir)
+    lock_path = locked_dir / LOCK_FILE
+    split = locked_dir.name
     try:
         lock = json.loads(lock_path.read_text())
     except (OSError, json.JSONDecodeError):
-        raise LockError("the validation lock is missing or unreadable; run the build stage",
+        raise LockError(f"the {split} lock is missing or unreadable; run the build stage",
                         file=lock_path) from None
     manifest = Path(lock.get("manifest") or "")
     if not manifest.is_file():
-        raise LockError(f"the manifest this validation set was locked with, {manifest}, is missing",
+        raise LockError(f"the manifest this {split} set was locked with, {manifest}, is missing",
                         file=lock_path, field="manifest", hint="rebuild the data (dvc repro build_data)")
     if sha256_file(manifest) != lock.get("manifest_sha256"):
-        raise LockError("the manifest changed after the validation set was built", file=manifest,
+        raise LockError(f"the manifest changed after the {split} set was built", file=manifest,
                         hint="rebuild the data (dvc repro build_data): the locked sets follow the manifest")
-    actual = sha256_tree(val_dir, exclude=(LOCK_FILE,))
+    actual = sha256_tree(locked_dir, exclude=(LOCK_FILE,))
     if actual != lock.get("sha256"):
-        raise LockError(f"validation set changed: locked sha256 {lock.get('sha256', '')[:12]}…, "
+        raise LockError(f"{split} set changed: locked sha256 {lock.get('sha256', '')[:12]}…, "
                         f"found {actual[:12]}…", file=lock_path,
-                        hint="the locked val videos must stay bit-identical across stages and seeds")
+                        hint=f"the locked {split} videos must stay bit-identical across stages and seeds")
     return lock
 
 
@@ -220,12 +231,37 @@ def _fill(clips: list[Clip], budget: int) -> list[Clip]:
     return out
 
 
-def select_clips(params: Params, pools: dict[str, list[Clip]]) -> dict[str, dict[str, list[Clip]]]:
-    """Per stage and source, the clips that fill the frame budgets (see module docstring)."""
-    shuffled = {}
+@dataclass(frozen=True)
+class ClipPlan:
+    """Every stage's training clips per source, and each source's held-out selection clips."""
+
+    stages: dict[str, dict[str, list[Clip]]]
+    held_out: dict[str, list[Clip]]
+
+    def selection_of(self, stage_clips: dict[str, list[Clip]]) -> dict[str, list[Clip]]:
+        """The selection clips of the sources a stage trains on (its checkpoint-selection set)."""
+        return {source: self.held_out[source] for source in sorted(stage_clips) if self.held_out.get(source)}
+
+
+def select_clips(params: Params, pools: dict[str, list[Clip]]) -> ClipPlan:
+    """Per stage and source, the clips that fill the frame budgets, after holding out each
+    source's selection clips (see module docstring)."""
+    shuffled, held_out = {}, {}
+    k_sel = params.build.selection_clips
+    trained = {source for stage in STAGES for source, mix in params.stage(stage).data.items()
+               if mix.enabled and mix.frame_budget > 0}
     for k, (source, clips) in enumerate(sorted(pools.items())):
         rng = np.random.default_rng([params.build.seed, k, 0x5EED])
-        shuffled[source] = [clips[i] for i in rng.permutation(len(clips))]
+        order = [clips[i] for i in rng.permutation(len(clips))]
+        if source not in trained:  # only locked here (e.g. a val-only dataset): nothing to select for
+            shuffled[source] = order
+            continue
+        if len(order) <= k_sel:
+            raise DataError(f"source '{source}' has {len(order)} pool clips: none would be left for training "
+                            f"after holding out {k_sel} for selection", field="build.selection_clips",
+                            hint="lower build.selection_clips or add unlocked videos")
+        held_out[source] = sorted(order[:k_sel], key=lambda c: (c.video, c.start))
+        shuffled[source] = order[k_sel:]
     selection: dict[str, dict[str, list[Clip]]] = {}
     for si, stage in enumerate(STAGES):
         cfg = params.stage(stage)
@@ -243,7 +279,7 @@ def select_clips(params: Params, pools: dict[str, list[Clip]]) -> dict[str, dict
                 where = f"{mix.replay_from}'s selection"
             else:
                 candidates = shuffled.get(source, [])
-                where = "the unlocked pool"
+                where = "the unlocked pool after the selection clips"
             available = sum(c.length for c in candidates)
             if mix.frame_budget > available:
                 message = (f"frame budget {mix.frame_budget} of source '{source}' exceeds the "
@@ -253,7 +289,7 @@ def select_clips(params: Params, pools: dict[str, list[Clip]]) -> dict[str, dict
                                     hint="lower the budget or set build.allow_partial: true")
                 log.warning("%s; taking all of it (build.allow_partial)", message)
             selection[stage][source] = _fill(candidates, mix.frame_budget)
-    return selection
+    return ClipPlan(selection, held_out)
 
 
 # ----------------------------------------------------------------------------- exports
@@ -431,7 +467,7 @@ class Builder:
         with ThreadPoolExecutor(self.workers) as pool:
             return list(tqdm(pool.map(fn, items), total=len(items), leave=False, disable=None))
 
-    def plan(self) -> dict[str, dict[str, list[Clip]]]:
+    def plan(self) -> ClipPlan:
         """Check the manifest against the sources and choose every stage's clips (no writes)."""
         pools: dict[str, list[Clip]] = {}
         used = self._used_sources()
@@ -464,71 +500,83 @@ class Builder:
         return summarize_stats(stats)
 
     def run(self) -> dict:
-        selection = self.plan()
+        plan = self.plan()
         if self.out.exists():
             shutil.rmtree(self.out)
-        val_info = self.export_val()
-        report = {"val": val_info}
+        report = {split: self.export_locked(split) for split in SPLITS}
         for stage in STAGES:
-            report[stage] = self.export_stage(stage, selection[stage])
+            report[stage] = self.export_stage(stage, plan.stages[stage], plan.selection_of(plan.stages[stage]))
         return report
 
-    # -- locked validation set
-    def export_val(self) -> dict:
-        val = self.out / "val"
-        names = []
-        pids = _Pids()
-        plans = {}
+    # -- locked validation and test sets
+    def export_locked(self, split: str) -> dict:
+        """``<out>/<split>``: the manifest's locked videos of ``split`` in MOTChallenge layout, a
+        seqmap, (val only) Market-1501 query/gallery crops of their tracks, and the LOCK file."""
+        root = self.out / split
 
         def one(item: tuple[str, str]) -> tuple[str, Sequence]:
             source, video = item
             seq = to_project_gt(self._read(source, video))
-            written = mot.write_sequence(seq, val / source / video, link=True)
-            return source, written
+            return source, mot.write_sequence(seq, root / source / video, link=True)
 
-        items = [(s, v) for s in sorted(self.manifest.locked) for v in self.manifest.ids(s, "val")]
+        items = [(s, v) for s in sorted(self.manifest.locked) for v in self.manifest.ids(s, split)]
         seqs = self._map(one, items)
-        for source, seq in seqs:
-            names.append(f"{source}/{seq.name}")
-            plans[(source, seq.name)] = plan = _reid_plan(seq, list(range(1, seq.length + 1)), self.cfg)
-            for cls, tid in plan:
-                pids.add(cls, source, seq.name, tid)
-        mot.write_seqmap(val / "seqmaps" / "val.txt", names)
-        table = pids.table()
-        pid_info = {}
-        jobs_by_seq = {}
-        for source, seq in seqs:
-            half = seq.length // 2
-            jobs = []
-            for (cls, tid), frames in plans[(source, seq.name)].items():
-                pid = table[(cls, source, seq.name, tid)]
-                q = [f for f in frames if f <= half]
-                g = [f for f in frames if f > half]
-                if q and g:  # a query needs a gallery match under another camera
-                    f = q[len(q) // 2]
-                    jobs.append((f, cls, tid, val / "reid" / "query" / f"{pid:04d}_c1s1_{f:06d}_00.jpg"))
-                for n, f in enumerate(g):
-                    jobs.append((f, cls, tid, val / "reid" / "bounding_box_test" / f"{pid:04d}_c2s1_{f:06d}_{n:02d}.jpg"))
-                pid_info[str(pid)] = {"class": CLASSES[cls], "source": source, "video": seq.name, "track": tid}
-            jobs_by_seq[seq.name] = (seq, jobs)
-        self._map(lambda item: _write_crops(item[0], item[1], self.size), list(jobs_by_seq.values()))
-        atomic_write_json(val / "reid" / "pids.json", pid_info)
-        digest = sha256_tree(val)
+        names = [f"{source}/{seq.name}" for source, seq in seqs]
+        mot.write_seqmap(root / "seqmaps" / f"{split}.txt", names)
+        if split == "val":
+            # whole videos: query from the first half, gallery from the second
+            self._query_gallery([(source, seq, list(range(1, seq.length + 1))) for source, seq in seqs], root / "reid")
+        digest = sha256_tree(root)
         lock = {
             "sha256": digest,
+            "split": split,
             "manifest": self.manifest.path,
             "manifest_sha256": sha256_file(self.manifest.path),
-            "sequences": {n: sha256_tree(val / n) for n in names},
+            "sequences": {n: sha256_tree(root / n) for n in names},
         }
-        atomic_write_json(val / LOCK_FILE, lock)
-        log.info("locked validation set: %d videos, sha256 %s", len(names), digest[:16])
-        stats = {"videos": len(names), "sha256": digest,
-                 "frames": sum(s.length for _, s in seqs),
-                 "boxes": int(sum((s.boxes["cls"] != IGNORE).sum() for _, s in seqs))}
-        return stats
+        atomic_write_json(root / LOCK_FILE, lock)
+        log.info("locked %s set: %d videos, sha256 %s", split, len(names), digest[:16])
+        return {"videos": len(names), "sha256": digest,
+                "frames": sum(s.length for _, s in seqs),
+                "boxes": int(sum((s.boxes["cls"] != IGNORE).sum() for _, s in seqs))}
+
+    def _query_gallery(self, parts: list[tuple[str, Sequence, list[int]]], reid: Path,
+                       pid_file: str = "pids.json") -> None:
+        """Market-1501 ``query``/``bounding_box_test`` crops and ``pid_file`` from (source, sequence,
+        frames) parts: each track's crops in the first half of its part's frames give one query (a
+        query needs a gallery match under another camera), those in the second half the gallery."""
+        pids = _Pids()
+        plans = []
+        for source, seq, frames in parts:
+            plan = _reid_plan(seq, frames, self.cfg)
+            plans.append((source, seq, frames, plan))
+            for cls, tid in plan:
+                pids.add(cls, source, seq.name, tid)
+        table = pids.table()
+        pid_info = {}
+        crop_jobs = []
+        for source, seq, frames, plan in plans:
+            half = frames[(len(frames) - 1) // 2]
+            jobs = []
+            for (cls, tid), fs in plan.items():
+                pid = table[(cls, source, seq.name, tid)]
+                q = [f for f in fs if f <= half]
+                g = [f for f in fs if f > half]
+                if q and g:
+                    f = q[len(q) // 2]
+                    jobs.append((f, cls, tid, reid / "query" / f"{pid:04d}_c1s1_{f:06d}_00.jpg"))
+                for n, f in enumerate(g):
+                    jobs.append((f, cls, tid, reid / "bounding_box_test" / f"{pid:04d}_c2s1_{f:06d}_{n:02d}.jpg"))
+                pid_info[str(pid)] = {"class": CLASSES[cls], "source": source, "video": seq.name, "track": tid}
+            crop_jobs.append((seq, jobs))
+        self._map(lambda item: _write_crops(item[0], item[1], self.size), crop_jobs)
+        atomic_write_json(reid / pid_file, pid_info)
 
     # -- one stage
-    def export_stage(self, stage: str, clips_by_source: dict[str, list[Clip]]) -> dict:
+    def export_stage(self, stage: str, clips_by_source: dict[str, list[Clip]],
+                     held_out: dict[str, list[Clip]]) -> dict:
+        """The stage's training exports from ``clips_by_source`` and its selection exports (detector
+        val images, ReID query/gallery, association selection clips) from ``held_out``."""
         root = self.out / stage
         det, reid, assoc = root / "det", root / "reid", root / "assoc"
         by_video: dict[tuple[str, str], list[Clip]] = defaultdict(list)
@@ -543,25 +591,10 @@ class Builder:
             source, video = key
             seq = self._read(source, video)
             clips = sorted(by_video[key], key=lambda c: c.start)
-            lines = []
-            frames: list[int] = []
-            for clip in clips:
-                frames.extend(clip.frames())
-                sub = to_project_gt(seq.clip(clip.start, clip.length, clip.stride, name=clip.name))
-                mot.write_sequence(sub, assoc / "clips" / clip.name, link=True)
-                lines.append({**asdict(clip), "name": clip.name, "path": f"clips/{clip.name}"})
-            for f in frames:
-                rows = seq.frame_boxes(f)
-                stem = f"{source}__{video}__{f:06d}"
-                masked = _masked_frame(seq.image(f), rows)
-                if masked is None:
-                    _link_or_copy(seq.image(f), det / "images" / "train" / f"{stem}.jpg")
-                else:
-                    _imwrite(det / "images" / "train" / f"{stem}.jpg", masked)
-                atomic_write_text(det / "labels" / "train" / f"{stem}.txt",
-                                  yolo_labels(rows, seq.width, seq.height, self.cfg.min_visibility))
-            plan = _reid_plan(seq, frames, self.cfg)
-            return source, seq, clips, plan, lines
+            lines = [self._write_clip(seq, clip, assoc) for clip in clips]
+            frames = [f for clip in clips for f in clip.frames()]
+            self._write_det_frames(seq, source, frames, det, "train")
+            return source, seq, clips, _reid_plan(seq, frames, self.cfg), lines
 
         results = self._map(export_video, sorted(by_video))
         for source, seq, clips, plan, lines in results:
@@ -582,38 +615,61 @@ class Builder:
             crop_jobs.append((seq, jobs))
         self._map(lambda item: _write_crops(item[0], item[1], self.size), crop_jobs)
         atomic_write_json(reid / "pids.json", pid_info)
-        for sub in ("query", "bounding_box_test"):
-            for f in sorted((self.out / "val" / "reid" / sub).glob("*.jpg")):
-                _link_or_copy(f, reid / sub / f.name)
-        atomic_write_json(reid / "val_pids.json", json.loads((self.out / "val" / "reid" / "pids.json").read_text()))
-        self._det_val(det)
-        atomic_write_text(det / "data.yaml", "# YOLO dataset written by stagetrack build (path = this folder)\n"
-                          "train: images/train\nval: images/val\nnames:\n  0: person\n  1: vehicle\n")
         atomic_write_text(assoc / "manifest.jsonl", "".join(json.dumps(x, sort_keys=True) + "\n" for x in manifest_lines))
-        atomic_write_json(root / "selection.json", {s: [asdict(c) for c in cl] for s, cl in sorted(clips_by_source.items())})
-        summary = {**summarize_stats(stats), "reid_identities": len(pid_info)}
-        log.info("%s: %d frames from %s; balance person %.2f / vehicle %.2f", stage, summary["frames"],
-                 ", ".join(f"{s} {v['frames']}" for s, v in summary["sources"].items()),
-                 summary["class_balance"]["person"], summary["class_balance"]["vehicle"])
+        self._export_selection(root, held_out)
+        atomic_write_text(det / "data.yaml", "# YOLO dataset written by stagetrack build (path = this folder; "
+                          "val = the stage's selection clips)\n"
+                          "train: images/train\nval: images/val\nnames:\n  0: person\n  1: vehicle\n")
+        atomic_write_json(root / "selection.json", {
+            "train": {s: [asdict(c) for c in cl] for s, cl in sorted(clips_by_source.items())},
+            "held_out": {s: [asdict(c) for c in cl] for s, cl in sorted(held_out.items())}})
+        summary = {**summarize_stats(stats), "reid_identities": len(pid_info),
+                   "selection_frames": sum(c.length for cl in held_out.values() for c in cl)}
+        log.info("%s: %d frames from %s (+%d selection frames); balance person %.2f / vehicle %.2f", stage,
+                 summary["frames"], ", ".join(f"{s} {v['frames']}" for s, v in summary["sources"].items()),
+                 summary["selection_frames"], summary["class_balance"]["person"], summary["class_balance"]["vehicle"])
         return summary
 
-    def _det_val(self, det: Path) -> None:
-        """Detector validation images: evenly spaced frames of the locked val videos."""
-        val = self.out / "val"
-        for source in sorted(self.manifest.locked):
-            for video in self.manifest.ids(source, "val"):
-                seq = mot.read_sequence(val / source / video, source=source)
-                picks = np.linspace(1, seq.length, min(self.cfg.det_val_frames, seq.length)).round().astype(int)
-                for f in sorted(set(picks.tolist())):
-                    rows = seq.frame_boxes(f)
-                    stem = f"{source}__{video}__{f:06d}"
-                    masked = _masked_frame(seq.image(f), rows)
-                    if masked is None:
-                        _link_or_copy(seq.image(f), det / "images" / "val" / f"{stem}.jpg")
-                    else:
-                        _imwrite(det / "images" / "val" / f"{stem}.jpg", masked)
-                    atomic_write_text(det / "labels" / "val" / f"{stem}.txt",
-                                      yolo_labels(rows, seq.width, seq.height, self.cfg.min_visibility))
+    def _write_clip(self, seq: Sequence, clip: Clip, folder: Path) -> dict:
+        """One clip in MOT layout under ``folder/clips/<name>``; its manifest line."""
+        sub = to_project_gt(seq.clip(clip.start, clip.length, clip.stride, name=clip.name))
+        mot.write_sequence(sub, folder / "clips" / clip.name, link=True)
+        return {**asdict(clip), "name": clip.name, "path": f"clips/{clip.name}"}
+
+    def _write_det_frames(self, seq: Sequence, source: str, frames: list[int], det: Path, split: str) -> None:
+        """YOLO images (ignored regions filled) and labels of ``frames`` under ``det/{images,labels}/split``."""
+        for f in frames:
+            rows = seq.frame_boxes(f)
+            stem = f"{source}__{seq.name}__{f:06d}"
+            masked = _masked_frame(seq.image(f), rows)
+            if masked is None:
+                _link_or_copy(seq.image(f), det / "images" / split / f"{stem}.jpg")
+            else:
+                _imwrite(det / "images" / split / f"{stem}.jpg", masked)
+            atomic_write_text(det / "labels" / split / f"{stem}.txt",
+                              yolo_labels(rows, seq.width, seq.height, self.cfg.min_visibility))
+
+    def _export_selection(self, root: Path, held_out: dict[str, list[Clip]]) -> None:
+        """The stage's selection split: detector val images (``build.selection_det_frames`` evenly
+        spaced frames per clip), ReID query/gallery (each clip's first half / second half) and the
+        clips for the association model's validation samples."""
+        lines, parts = [], []
+        for source, clips in sorted(held_out.items()):
+            for video in sorted({c.video for c in clips}):
+                seq = self._read(source, video)
+                for clip in (c for c in clips if c.video == video):
+                    frames = clip.frames()
+                    lines.append(self._write_clip(seq, clip, root / "selection"))
+                    picks = np.linspace(0, len(frames) - 1, min(self.cfg.selection_det_frames, len(frames)))
+                    self._write_det_frames(seq, source, sorted({frames[i] for i in picks.round().astype(int)}),
+                                           root / "det", "val")
+                    parts.append((source, seq, frames))
+        if not lines:
+            raise DataError("the stage has no selection clips to choose its checkpoints on",
+                            field="build.selection_clips", hint="hold out at least 1 clip per source")
+        self._query_gallery(parts, root / "reid", pid_file="val_pids.json")
+        atomic_write_text(root / "selection" / "manifest.jsonl",
+                          "".join(json.dumps(x, sort_keys=True) + "\n" for x in lines))
 
 
 def build(params: Params, out: str | Path = "data/built", metrics_dir: str | Path | None = "metrics",

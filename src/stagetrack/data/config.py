@@ -36,8 +36,10 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class SynthDomainConfig:
-    videos: int = 8
+    videos: int = 6          # training-pool videos (ids 1..videos)
     frames: int = 60
+    locked_videos: int = 12  # shorter videos after them (ids videos+1..): the manifest locks them for val/test
+    locked_frames: int = 30  # frames of each of those; 0 = ``frames``
     width: int = 320
     height: int = 192
     min_objects: int = 3
@@ -65,5 +67,16 @@ class BuildConfig:
     reid_width: int = 64
     reid_min_height: int = 16
     reid_max_per_track: int = 12
-    det_val_frames: int = 8
+    selection_clips: int = 2
+    selection_det_frames: int = 10
     min_visibility: float = 0.3
+
+    def validate(self) -> tuple[str, str] | None:
+        if self.clip_length < 2:
+            return "clip_length", f"must be >= 2, got {self.clip_length}"
+        if self.selection_clips < 1:
+            return "selection_clips", (f"must be >= 1, got {self.selection_clips}: every part chooses its "
+                                       "checkpoint on held-out clips, never on the locked val/test videos")
+        if self.selection_det_frames < 1:
+            return "selection_det_frames", f"must be >= 1, got {self.selection_det_frames}"
+        return None

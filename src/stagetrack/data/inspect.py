@@ -2,7 +2,7 @@
 
 The seed's ``--inspect``: it checks the manifest lock against the sources, chooses every stage's
 clips exactly as ``stagetrack build`` would, and prints frames, clips, boxes per class and
-identities per source, plus the class balance, then exits. Nothing is written.
+identities per source, plus the class balance (and the same for the held-out selection clips), then exits. Nothing is written.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from .builder import Builder
 
 def inspect(params_path: str) -> dict:
     builder = Builder(load_params(params_path), out="/nonexistent", workers=1)
-    selection = builder.plan()
-    return {stage: builder.stats(selection[stage]) for stage in STAGES}
+    plan = builder.plan()
+    report = {stage: builder.stats(plan.stages[stage]) for stage in STAGES}
+    report["selection"] = builder.stats(plan.held_out)
+    return report
 
 
 def render(report: dict) -> str:

@@ -15,13 +15,17 @@ brightness flicker, so detection is not trivial. Objects are drawn back to front
 owner map, which gives each box its true visible fraction.
 
 Generation is deterministic: video ``i`` of domain ``d`` uses ``default_rng([seed, d, i])``,
-so adding videos never changes the earlier ones. Frames go through the format writers in
+so adding videos never changes the earlier ones. Each domain has ``videos`` training-pool videos
+of ``frames`` frames, then ``locked_videos`` shorter ones of ``locked_frames`` frames for the
+manifest to lock as val and test (many short videos rank runs better than a few long ones, and
+the training pool keeps its size). Frames go through the format writers in
 :mod:`stagetrack.data.sources` (the same modules that read real datasets).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
@@ -494,6 +498,13 @@ def _write_one(job: tuple[str, int, SynthDomainConfig, int, str, int]) -> tuple[
     return seq.name, seq.length, len(seq.boxes)
 
 
+def video_config(cfg: SynthDomainConfig, index: int) -> SynthDomainConfig:
+    """The config of the ``index``-th video: the locked videos after the pool are shorter."""
+    if index < cfg.videos or not cfg.locked_frames:
+        return cfg
+    return dataclasses.replace(cfg, frames=cfg.locked_frames)
+
+
 def generate(cfg: SynthConfig, out: str | Path | None = None, workers: int | None = None) -> dict[str, list[str]]:
     """Write every domain's videos under ``out/<domain>`` (default ``cfg.out``).
 
@@ -503,8 +514,8 @@ def generate(cfg: SynthConfig, out: str | Path | None = None, workers: int | Non
     from tqdm import tqdm
 
     root = Path(out or cfg.out)
-    jobs = [(d, i, getattr(cfg, d), cfg.seed, str(root / d), cfg.jpeg_quality)
-            for d in DOMAINS for i in range(getattr(cfg, d).videos)]
+    jobs = [(d, i, video_config(getattr(cfg, d), i), cfg.seed, str(root / d), cfg.jpeg_quality)
+            for d in DOMAINS for i in range(getattr(cfg, d).videos + getattr(cfg, d).locked_videos)]
     names: dict[str, list[str]] = {d: [] for d in DOMAINS}
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Inline() as pool:

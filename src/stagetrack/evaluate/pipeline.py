@@ -1,11 +1,18 @@
-"""Evaluate trained stages on the locked validation videos (the DVC `eval` stage).
+"""Evaluate trained stages on the locked videos (the DVC `eval` stage).
 
-:func:`evaluate_stage` runs one stage's detector, ReID model and tracker over every locked
-validation video, once with classical association and once with the learned scorer blended
-in (the seed's evaluation tip: compare with and without the transformer), and scores both
-per domain and per class with TrackEval's metrics. Training stages call it for their own
-validation numbers; the `eval` stage calls it for the final stage, writes MOTChallenge result
-files for review and ``metrics/eval.json`` with the forgetting deltas across stages.
+:func:`evaluate_stage` runs one stage's detector, ReID model and tracker over a set of locked
+videos, once with classical association and once with the learned scorer blended in (the
+seed's evaluation tip: compare with and without the transformer), and scores both per domain
+and per class with TrackEval's metrics. Training stages call it on the locked **val** videos
+and keep the result files with their models (``models/<stage>/val_results``).
+
+The `eval` stage reads those files back (it does not track val again) for
+``metrics/eval.json``: the final stage's headline with intervals, the variants side by side,
+and the forgetting and stage-change verdicts, paired by video. It is also the one place that
+runs the locked **test** videos: the final stage's models track them once and
+``metrics/test.json`` reports them. Parameters are chosen on val (or the selection split);
+test is for the final report only, and no code path that chooses reads it
+(``tests/test_locked_splits.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +29,7 @@ import numpy as np
 
 from ..config import STAGES, Params
 from ..data import mot
-from ..data.builder import verify_val_lock
+from ..data.builder import verify_lock
 from ..data.sequence import Sequence, empty_boxes
 from ..errors import CheckpointError
 from ..io import atomic_write_json
@@ -36,14 +44,14 @@ VAL_RESULTS = "val_results"  # models/<stage>/val_results/<variant>/<source>/<vi
 INTERVAL_FIELDS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA")
 
 
-def load_val(val_dir: str | Path) -> dict[str, list[Sequence]]:
-    """The locked validation videos per source (domain), in seqmap order."""
-    val_dir = Path(val_dir)
-    seqmap = (val_dir / "seqmaps" / "val.txt").read_text().split()[1:]
+def load_locked(locked_dir: str | Path) -> dict[str, list[Sequence]]:
+    """The locked videos of ``data/built/<split>`` per source (domain), in seqmap order."""
+    locked_dir = Path(locked_dir)
+    seqmap = (locked_dir / "seqmaps" / f"{locked_dir.name}.txt").read_text().split()[1:]
     out: dict[str, list[Sequence]] = {}
     for entry in seqmap:
         source, name = entry.split("/", 1)
-        out.setdefault(source, []).append(mot.read_sequence(val_dir / source / name, source=source))
+        out.setdefault(source, []).append(mot.read_sequence(locked_dir / source / name, source=source))
     return out
 
 
@@ -151,11 +159,11 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
     if scorer is not None:
         variants["learned"] = scorer
     report: dict = {"assoc_weight": tcfg.assoc.weight}
+    all_preds = {variant: {obs.name: track(obs, tcfg, scorer=sc) for obs in observations}
+                 for variant, sc in variants.items()}
     # the yardstick of no association at all: every confident detection is a new identity
-    report["new_id_per_box"] = score(val, {o.name: new_id_per_box(o, tcfg.track_high_thresh) for o in observations},
-                                     params.eval)
-    for variant, sc in variants.items():
-        preds = {obs.name: track(obs, tcfg, scorer=sc) for obs in observations}
+    all_preds["new_id_per_box"] = {o.name: new_id_per_box(o, tcfg.track_high_thresh) for o in observations}
+    for variant, preds in all_preds.items():
         report[variant] = score(val, preds, params.eval)
         if predictions is not None:
             predictions[variant] = preds
@@ -272,38 +280,71 @@ def render_val_videos(params: Params, val: dict[str, list[Sequence]], results: P
     render_domains(val, rows, results / "viz", params.viz)
 
 
-def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, results: Path) -> dict:
-    verify_val_lock(data / "val")
-    val = load_val(data / "val")
-    final = STAGES[-1]
-    predictions: dict = {}
-    report = evaluate_stage(params, val, StageModels.find(models / final), results_dir=results,
-                            predictions=predictions)
-    render_val_videos(params, val, results, report["headline"])
-    headline = report[report["headline"]]
-    intervals = score_intervals(sequence_scores(val, predictions[report["headline"]], params.eval), val, params.eval)
-    forgot, change = stage_changes(params, val, models, report["headline"])
-    stage_metrics = {}
-    for stage in STAGES:
-        path = metrics_dir / f"{stage}.json"
-        if path.exists():
-            stage_metrics[stage] = json.loads(path.read_text())
-    out = {
-        **headline,
-        "tracker": {"association": report["headline"], "assoc_weight": report["assoc_weight"], "stage": final},
-        "compare": {v: {d: report[v][d]["combined"] for d in report[v]}
-                    for v in ("classical", "learned", "new_id_per_box") if v in report},
-        "ci": intervals,
-        "forgetting": forgot,
-        "change_vs_previous": change,
+VARIANTS = ("classical", "learned", "new_id_per_box")
+
+
+def headline_variant(params: Params, available) -> str:
+    """``learned`` when ``tracker.assoc.enable`` asks for it and its results exist, else ``classical``."""
+    from ..assoc.scorer import resolve_learned_assoc
+
+    return "learned" if resolve_learned_assoc(params.tracker.assoc).enable and "learned" in available else "classical"
+
+
+def report_split(params: Params, gt: dict[str, list[Sequence]], preds: dict[str, dict[str, np.ndarray]],
+                 stage: str, assoc_weight: float) -> dict:
+    """A metrics file's content: the headline variant's metrics per domain and class, the variants
+    side by side, and the bootstrap interval of every headline metric."""
+    raws = {v: sequence_scores(gt, p, params.eval) for v, p in preds.items()}
+    scores = {v: score_raw(raw, gt) for v, raw in raws.items()}
+    headline = headline_variant(params, preds)
+    return {
+        **scores[headline],
+        "tracker": {"association": headline, "assoc_weight": assoc_weight, "stage": stage},
+        "compare": {v: {d: scores[v][d]["combined"] for d in scores[v]} for v in VARIANTS if v in scores},
+        "ci": score_intervals(raws[headline], gt, params.eval),
     }
+
+
+def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, results: Path) -> dict:
+    """``metrics/eval.json`` from the stages' own validation results, ``metrics/test.json`` from
+    tracking the locked test videos once with the final stage's models."""
+    verify_lock(data / "val")
+    verify_lock(data / "test")
+    val = load_locked(data / "val")
+    final = STAGES[-1]
+    models_final = StageModels.find(models / final)
+    val_dir = models / final / VAL_RESULTS
+    val_preds = {v: read_results(val_dir / v, val) for v in VARIANTS if (val_dir / v).is_dir()}
+    from ..assoc.scorer import resolve_learned_assoc
+
+    out = report_split(params, val, val_preds, final, resolve_learned_assoc(params.tracker.assoc).weight)
+    headline = out["tracker"]["association"]
+    out["forgetting"], out["change_vs_previous"] = stage_changes(params, val, models, headline)
+    if results.exists():
+        shutil.rmtree(results)
+    for variant in val_preds:  # the final stage's validation tracks, for review (and the viz)
+        shutil.copytree(val_dir / variant, results / variant)
+    render_val_videos(params, val, results, headline)
     atomic_write_json(metrics_dir / "eval.json", out)
+
+    # the final report on the locked test videos: tracked here and nowhere else
+    test = load_locked(data / "test")
+    test_preds: dict = {}
+    test_report = evaluate_stage(params, test, models_final, results_dir=results / "test", predictions=test_preds)
+    test_out = report_split(params, test, test_preds, final, test_report["assoc_weight"])
+    atomic_write_json(metrics_dir / "test.json", test_out)
+
+    stage_metrics = {stage: json.loads((metrics_dir / f"{stage}.json").read_text())
+                     for stage in STAGES if (metrics_dir / f"{stage}.json").exists()}
     by_stage, per_class = stage_plot_rows(stage_metrics)
     atomic_write_json(metrics_dir / "plots" / "val_by_stage.json", by_stage)
     atomic_write_json(metrics_dir / "plots" / "class_hota.json", per_class)
-    atomic_write_json(results / "eval_full.json", report)
-    for domain, table in headline.items():
-        log.info("%-10s %s", domain, "  ".join(f"{c}: HOTA {m['HOTA']:.1f} IDF1 {m['IDF1']:.1f}" for c, m in table.items()))
+    for split, report in (("val", out), ("test", test_out)):
+        for domain in val:
+            m = report[domain]["combined"]
+            ci = report["ci"][domain]["combined"]["HOTA"]
+            log.info("%-4s %-10s HOTA %.1f [%.1f, %.1f] IDF1 %.1f", split, domain, m["HOTA"], ci["lo"], ci["hi"],
+                     m["IDF1"])
     return out
 
 
@@ -312,7 +353,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/built", type=Path, help="built data root (with val/)")
     parser.add_argument("--models", default="models", type=Path, help="trained models root (models/<stage>/)")
     parser.add_argument("--metrics-dir", default="metrics", type=Path, help="where eval.json goes (and stage metrics are read)")
-    parser.add_argument("--results", default="results", type=Path, help="MOTChallenge result files of the final stage")
+    parser.add_argument("--results", default="results", type=Path,
+                        help="MOTChallenge result files of the final stage: <variant>/ (val), test/<variant>/, viz/")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ class ReidConfig:
     weight_x: float = 1.0
     freeze_backbone_epochs: int = 0
     eval_freq: int = 1
+    keep: Literal["best", "last"] = "best"
     ranks: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
     feature_batch: int = 64
 

@@ -11,6 +11,7 @@ weights (:mod:`.model`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import random
@@ -52,6 +53,7 @@ class ReidResult:
     feature_dim: int
     metrics: dict[str, float]  # rank1/5/10/20, mAP (0-100), and "<class>/rank1"...
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: losses, lr, metrics
+    kept_epoch: int = 0  # the epoch saved (``keep: best``: highest query/gallery mAP; ``last``: the final one)
 
 
 class _RecordingEngine(backend.engine.ImageTripletEngine):
@@ -138,9 +140,11 @@ def train_reid(cfg: ReidConfig, *, data_dir: Path, out_dir: Path, init: Path | N
     ``init`` (the previous stage's weights) or else ``cfg.weights`` (a local file) initialises
     the backbone; the classifier is always new. With either, the first
     ``freeze_backbone_epochs`` epochs train only the classifier. Every ``eval_freq`` epochs and
-    after the last, rank-k/mAP on the query/gallery split are logged; each epoch logs the mean
-    losses (``reid/train/loss``, ``loss_t``, ``loss_x``, ``acc``) and LR, then calls
-    ``live.next_step()``, so give ReID its own ``Live``.
+    after the last, rank-k/mAP on the query/gallery split are logged (in the pipeline: the
+    stage's held-out selection clips); each epoch logs the mean losses (``reid/train/loss``,
+    ``loss_t``, ``loss_x``, ``acc``) and LR, then calls ``live.next_step()``, so give ReID its own
+    ``Live``. ``keep: best`` saves the evaluated epoch with the highest mAP there (ties: the later),
+    ``last`` the final epoch; the returned metrics are the saved epoch's.
     """
     _check(cfg)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -188,6 +192,7 @@ def train_reid(cfg: ReidConfig, *, data_dir: Path, out_dir: Path, init: Path | N
 
     history: list[dict[str, float]] = []
     metrics: dict[str, float] = {}
+    best: tuple[float, int, dict, dict] | None = None  # (mAP, epoch, state, metrics) of the kept epoch
     for epoch in range(cfg.epochs):
         engine.epoch = epoch
         lr_now = engine.get_current_lr()
@@ -198,6 +203,8 @@ def train_reid(cfg: ReidConfig, *, data_dir: Path, out_dir: Path, init: Path | N
         if epoch + 1 == cfg.epochs or (cfg.eval_freq and (epoch + 1) % cfg.eval_freq == 0):
             metrics = evaluate_extractor(extractor, data_dir, cfg.ranks)
             row.update(metrics)
+            if cfg.keep == "best" and (best is None or metrics["mAP"] >= best[0]):
+                best = (metrics["mAP"], epoch + 1, copy.deepcopy(model.state_dict()), dict(metrics))
         log.info("ReID epoch %d/%d: loss %.4f%s", epoch + 1, cfg.epochs, row.get("train/loss", float("nan")),
                  f", rank1 {row['rank1']:.1f}, mAP {row['mAP']:.1f}" if "rank1" in row else "")
         _log(live, row)
@@ -208,10 +215,17 @@ def train_reid(cfg: ReidConfig, *, data_dir: Path, out_dir: Path, init: Path | N
         metrics = evaluate_extractor(extractor, data_dir, cfg.ranks)
         _log(live, metrics)
 
+    kept_epoch = cfg.epochs
+    if best is not None:
+        _, kept_epoch, state, metrics = best
+        model.load_state_dict(state)
+        log.info("ReID keeps epoch %d of %d (selection mAP %.1f)", kept_epoch, cfg.epochs, metrics["mAP"])
     weights = out_dir / WEIGHTS_NAME
     save_weights(weights, model, {
         "model": cfg.model, "num_classes": num_pids, "feature_dim": int(model.feature_dim),
-        "height": cfg.height, "width": cfg.width, "epochs": cfg.epochs, "seed": seed, "lr": lr,
+        "height": cfg.height, "width": cfg.width, "epochs": cfg.epochs, "kept_epoch": kept_epoch,
+        "seed": seed, "lr": lr,
         "init": str(source) if source else None, "config": to_dict(cfg), "metrics": dict(metrics),
     })
-    return ReidResult(weights=weights, feature_dim=int(model.feature_dim), metrics=metrics, history=history)
+    return ReidResult(weights=weights, feature_dim=int(model.feature_dim), metrics=metrics, history=history,
+                      kept_epoch=kept_epoch)

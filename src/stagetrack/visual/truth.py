@@ -466,9 +466,9 @@ def run(args: argparse.Namespace) -> int:
         seqmap = val_dir / "seqmaps" / "val.txt"
         if not seqmap.is_file():
             raise DataError("validation seqmap not found", file=seqmap, hint="run `stagetrack build` first")
-        from ..evaluate.pipeline import load_val
+        from ..evaluate.pipeline import load_locked
 
-        seq = find_val_sequence(load_val(val_dir), args.seq, seqmap)
+        seq = find_val_sequence(load_locked(val_dir), args.seq, seqmap)
     if args.pred is not None:
         rows, out_dir = read_predictions(args.pred, seq), args.out
     else:
