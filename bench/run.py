@@ -51,6 +51,15 @@ SIZES = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python bench/run.py``: user errors (bad params, a missing world) are one line and exit 2."""
+    from stagetrack.cli import run_guarded
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr, force=True)
+    return run_guarded(_main, argv)
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="default",
                         help="default: the full suite (< 15 min on 2 cores); tiny: a synthetic smoke run (< 60 s)")
@@ -58,8 +67,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="results.json path; RESULTS.md is written beside it")
     parser.add_argument("--plots", type=Path, default=ROOT / "plots" / "bench", help="folder of the PNG plots")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr, force=True)
     for noisy in ("stagetrack.evaluate.metrics", "stagetrack.track.cli", "ultralytics"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

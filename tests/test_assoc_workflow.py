@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ def det_dir(tmp_path):
 
 
 def test_log_train_blend(det_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # built-in defaults, not the repo's params.yaml
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)  # ./params.yaml: the repository's
     logs, weights = tmp_path / "logs", tmp_path / "assoc.pt"
     monkeypatch.setenv("TRANSFORMER_LOG_ENABLE", "1")
     monkeypatch.setenv("TRANSFORMER_LOG_DIR", str(logs))

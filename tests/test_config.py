@@ -131,3 +131,29 @@ def test_stage_data_must_name_configured_sources():
 def test_private_fields_are_not_params():
     with pytest.raises(ConfigError, match="_file: unknown key"):
         parse_params({"_file": "x"})
+
+
+@pytest.mark.parametrize("init", ["x.pt", "stage3", "models/stage1"])
+def test_stage_init_must_be_null_or_an_earlier_stage(init):
+    """A weights path here used to pass validation and be rejected mid-pipeline."""
+    with pytest.raises(ConfigError, match=r"stage2.init: must be null or an earlier stage \(stage1\), got .*"
+                                          r"detector.weights / reid.weights"):
+        parse_params({"stage2": {"init": init}})
+
+
+def test_tracker_history_shorter_than_the_scorers_is_an_error():
+    with pytest.raises(ConfigError, match=r"tracker.history: 4 boxes kept per track, but the learned scorer reads "
+                                          r"assoc.history = 8"):
+        parse_params({"tracker": {"history": 4}, "assoc": {"history": 8}})
+    assert parse_params({"tracker": {"history": 8}, "assoc": {"history": 8}}).tracker.history == 8
+
+
+def test_commands_without_a_params_file_stop_with_the_fix(tmp_path, monkeypatch):
+    from stagetrack.config import command_params
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^params.yaml: params file not found; run from the repository root or "
+                                          r"pass --params FILE$"):
+        command_params(None)
+    with pytest.raises(ConfigError, match=r"^elsewhere.yaml: params file not found"):
+        command_params("elsewhere.yaml")

@@ -207,3 +207,15 @@ def test_min_fusion_keeps_the_gates():
     weights = CostWeights(fusion="min")
     got = blend(np.array([[0.3, 0.95]]), weights=weights, reid_d=np.array([[0.6, 0.0]]), iou_gate=0.9, reid_gate=0.5)
     assert np.isinf(got).all()  # ReID 0.6 > reid_gate; IoU distance 0.95 > iou_gate
+
+
+def test_without_lap_the_default_solver_is_an_error_not_scipy(monkeypatch):
+    """lap and SciPy break ties differently: no silent swap; SciPy only when asked (use_lap=False)."""
+    from stagetrack.errors import StagetrackError
+    from stagetrack.track import matching
+
+    monkeypatch.setattr(matching, "lap", None)
+    cost = np.array([[0.1, 0.9], [0.9, 0.2]])
+    with pytest.raises(StagetrackError, match=r"solver `lap` is not installed .*; make install"):
+        matching.linear_assignment(cost, 0.5)
+    assert matching.linear_assignment(cost, 0.5, use_lap=False)[0].tolist() == [[0, 0], [1, 1]]

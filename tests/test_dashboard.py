@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import cv2
@@ -167,8 +168,9 @@ def test_stage_json_without_val_is_an_error(tmp_path):
 
 @pytest.fixture
 def dashboard_cli(monkeypatch, tmp_path):
-    """`stagetrack dashboard` registered, run from a folder without params.yaml (built-in defaults)."""
+    """`stagetrack dashboard` registered, run from a folder holding the repository's params.yaml."""
     monkeypatch.setitem(cli.COMMANDS, "dashboard", ("stagetrack.visual.dashboard", "dashboard"))
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
     return lambda *argv: cli.main(["dashboard", "-q", *argv])
 
@@ -177,6 +179,14 @@ def test_cli_writes_the_default_path(dashboard_cli, metrics, tmp_path, capsys):
     assert dashboard_cli("--metrics-dir", "metrics") == 0
     assert capsys.readouterr().out.strip() == "plots/dashboard.png"
     assert (tmp_path / "plots" / "dashboard.png").is_file()
+
+
+def test_cli_without_params_is_an_error_not_other_defaults(dashboard_cli, metrics, tmp_path, capsys):
+    (tmp_path / "params.yaml").unlink()
+    assert dashboard_cli("--metrics-dir", "metrics") == 2
+    err = capsys.readouterr().err
+    assert "params.yaml: params file not found; run from the repository root or pass --params FILE" in err
+    assert "Traceback" not in err and not (tmp_path / "plots").exists()
 
 
 def test_cli_without_logs_exits_2(dashboard_cli, tmp_path, capsys):

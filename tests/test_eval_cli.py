@@ -106,12 +106,21 @@ def test_prediction_without_ground_truth_is_an_error(tmp_path, capsys):
     assert "SEQ-Z.txt" in error and "no ground-truth" in error
 
 
-def test_missing_prediction_file_scores_empty_with_a_warning(tmp_path, capsys):
+def test_missing_prediction_file_is_an_error_naming_it(tmp_path, capsys):
+    gt, pred = _copy(tmp_path)
+    shutil.copytree(gt / "SEQ-A", gt / "SEQ-B")
+    code, out = _run(tmp_path, gt=gt, pred=pred)
+    assert code == 2 and not out.exists()
+    (error,) = _errors(capsys)
+    assert "SEQ-B.txt: no prediction file for this ground-truth sequence" in error and "--missing-as-empty" in error
+
+
+def test_missing_prediction_file_scores_empty_when_asked_with_a_warning(tmp_path, capsys):
     # a second sequence with the same ground truth and no result file: its 8 GT boxes (person +
     # vehicle) are all misses -> combined MOTA (8 - 0 - 1)/16
     gt, pred = _copy(tmp_path)
     shutil.copytree(gt / "SEQ-A", gt / "SEQ-B")
-    code, out = _run(tmp_path, gt=gt, pred=pred)
+    code, out = _run(tmp_path, "--missing-as-empty", gt=gt, pred=pred)
     assert code == 0
     assert any("SEQ-B.txt" in line for line in _errors(capsys, "W"))
     result = json.loads(out.read_text())

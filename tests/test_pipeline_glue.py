@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from stagetrack.errors import CheckpointError
 from stagetrack.pipeline import assoc_init
 from stagetrack.train.config import EngineConfig
 
@@ -28,7 +31,16 @@ def test_resume_switches_take_the_engine_checkpoint(tmp_path):
     assert assoc_init(prev, EngineConfig(resume_scheduler=True)) == prev / "assoc.work" / "last.pt"
 
 
-def test_missing_engine_checkpoint_falls_back_to_weights_with_a_warning(tmp_path, caplog):
+def test_missing_engine_checkpoint_is_an_error_naming_the_key(tmp_path):
+    """RESUME_OPTIMIZER asked for and no state to resume: no quiet fall-back to the weights alone."""
     prev = _prev(tmp_path, work=False)
-    assert assoc_init(prev, EngineConfig(resume_optimizer=True)) == prev / "assoc.pt"
-    assert "cannot be resumed" in caplog.text
+    with pytest.raises(CheckpointError, match=r"assoc.work/last.pt: train.resume_optimizer asks for .* missing; "
+                                              r"re-run .*, or set train.resume_optimizer: false"):
+        assoc_init(prev, EngineConfig(resume_optimizer=True))
+    with pytest.raises(CheckpointError, match="train.resume_scheduler"):
+        assoc_init(prev, EngineConfig(resume_scheduler=True))
+
+
+def test_missing_previous_association_model_is_an_error_not_a_fresh_start(tmp_path):
+    with pytest.raises(CheckpointError, match=r"assoc.pt: the previous stage's association model is missing"):
+        assoc_init(tmp_path, EngineConfig())

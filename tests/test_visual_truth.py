@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shutil
 from pathlib import Path
 
 import cv2
@@ -255,8 +256,9 @@ def test_render_domains_takes_the_first_videos_of_each_domain(tmp_path):
 
 @pytest.fixture
 def viz_cli(monkeypatch, tmp_path):
-    """`stagetrack viz` registered, run from an empty folder (no params.yaml: built-in defaults)."""
+    """`stagetrack viz` registered, run from a folder holding the repository's params.yaml."""
     monkeypatch.setitem(cli.COMMANDS, "viz", ("stagetrack.visual.truth", "viz"))
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
     return lambda *argv: cli.main(["viz", "-q", *argv])
 
@@ -267,6 +269,16 @@ def test_cli_gt_and_pred_files(viz_cli, tmp_path, capsys):
     assert viz_cli("--gt", str(tmp_path / "toy" / "SEQ-1"), "--pred", "pred.txt", "--out", "viz") == 0
     assert capsys.readouterr().out.split() == ["viz/SEQ-1.mp4", "viz/SEQ-1.png"]
     assert len(read_video(tmp_path / "viz" / "SEQ-1.mp4")) == seq.length
+
+
+def test_cli_without_params_is_an_error_not_other_defaults(viz_cli, tmp_path, capsys):
+    make_sequence(tmp_path)
+    mot.write_txt(tmp_path / "pred.txt", predictions(3), "result")
+    (tmp_path / "params.yaml").unlink()
+    assert viz_cli("--gt", str(tmp_path / "toy" / "SEQ-1"), "--pred", "pred.txt", "--out", "viz") == 2
+    assert "params.yaml: params file not found; run from the repository root or pass --params FILE" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "viz").exists()
 
 
 def test_cli_result_file_of_another_sequence_is_an_error(viz_cli, tmp_path, capsys):
@@ -293,7 +305,7 @@ def test_cli_val_sequence_by_name(viz_cli, tmp_path, name):
 def test_unknown_sequence_names_the_available_ones(tmp_path, monkeypatch):
     write_val(tmp_path)
     monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(params=None, gt=None, seq="SEQ-9", data=Path("data"), pred=Path("p.txt"),
+    args = argparse.Namespace(params=Path(__file__).resolve().parents[1] / "params.yaml", gt=None, seq="SEQ-9", data=Path("data"), pred=Path("p.txt"),
                               stage=None, models=Path("models"), out=Path("viz"))
     with pytest.raises(StagetrackError, match=r"unknown validation sequence 'SEQ-9' \(allowed: toy/SEQ-1\)"):
         truth.run(args)
@@ -301,6 +313,7 @@ def test_unknown_sequence_names_the_available_ones(tmp_path, monkeypatch):
 
 def test_cli_stage_needs_params(viz_cli, tmp_path, capsys):
     write_val(tmp_path)
+    (tmp_path / "params.yaml").unlink()
     assert viz_cli("--seq", "SEQ-1", "--data", "data", "--stage", "stage1") == 2
     assert "params.yaml: params file not found" in capsys.readouterr().err
 
@@ -320,7 +333,9 @@ def test_cli_stage_tracks_with_the_stage_models(viz_cli, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "evaluate_stage", fake_evaluate_stage)
     monkeypatch.setattr(pipeline.StageModels, "find", classmethod(lambda cls, d: f"models of {d}"))
-    monkeypatch.setattr(truth, "_params", lambda path, required: argparse.Namespace(viz=VizConfig(sheet_frames=2)))
+    import stagetrack.config as config
+
+    monkeypatch.setattr(config, "command_params", lambda path: argparse.Namespace(viz=VizConfig(sheet_frames=2)))
     assert viz_cli("--seq", "SEQ-1", "--data", "data", "--stage", "stage2", "--out", "viz") == 0
     assert calls == [(["toy"], ["SEQ-1"], "models of models/stage2")]
     out = tmp_path / "viz" / "stage2"

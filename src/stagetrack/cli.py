@@ -20,7 +20,7 @@ from .errors import StagetrackError
 # name -> (module, one-line help). Order is the order of `stagetrack --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("stagetrack.data.synth", "generate the synthetic default datasets (DanceTrack/BDD/VisDrone formats)"),
-    "build": ("stagetrack.data.builder", "build the stages' data mixes and the locked validation set"),
+    "build": ("stagetrack.data.builder", "build the stages' data mixes, their selection splits and the locked val/test sets"),
     "validate": ("stagetrack.data.validate", "check a dataset on disk before anything trains"),
     "inspect": ("stagetrack.data.inspect", "print per-stage dataset statistics and exit"),
     "train-stage": ("stagetrack.pipeline", "train one stage: detector, ReID and association model"),
@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("stagetrack.compare", "B minus A per metric, with its interval and a verdict (experiments, seed groups, revisions)"),
     "sweep": ("stagetrack.sweep", "hyperparameter search through DVC's experiment queue; ranks the runs by one metric"),
     "plan": ("stagetrack.plan", "the seed plan's time/cost table from measured stage timings"),
-    "evaluate-stages": ("stagetrack.evaluate.pipeline", "track the locked validation videos with the final models; metrics/eval.json"),
+    "evaluate-stages": ("stagetrack.evaluate.pipeline", "the eval stage: metrics/eval.json from the stages' val tracks, metrics/test.json from the locked test videos"),
 }
 
 

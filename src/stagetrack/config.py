@@ -71,9 +71,14 @@ class Params:
             for src in stage.data:
                 if src not in self.sources:
                     return f"{name}.data.{src}", f"unknown source (sources: {', '.join(sorted(self.sources))})"
-            if stage.init is not None and stage.init not in STAGES[: STAGES.index(name)] \
-                    and not Path(stage.init).suffix:
-                return f"{name}.init", f"must be an earlier stage or a weights path, got {stage.init!r}"
+            if stage.init is not None and stage.init not in STAGES[: STAGES.index(name)]:
+                earlier = ", ".join(STAGES[: STAGES.index(name)]) or "none: stage 1 starts from scratch"
+                return f"{name}.init", (f"must be null or an earlier stage ({earlier}), got {stage.init!r}; local "
+                                        "weight files go in detector.weights / reid.weights")
+        if self.tracker.history < self.assoc.history:
+            return "tracker.history", (f"{self.tracker.history} boxes kept per track, but the learned scorer reads "
+                                       f"assoc.history = {self.assoc.history}: raise tracker.history to at least "
+                                       "that (shorter histories would be cut silently)")
         return None
 
     def stage(self, name: str) -> StageConfig:
@@ -123,6 +128,20 @@ def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | No
             for section in ("detector", "reid", "assoc"):
                 params.stage_section(name, section)
     return params
+
+
+DEFAULT_PARAMS = "params.yaml"
+
+
+def command_params(path: str | Path | None) -> Params:
+    """The params of a command run by hand (``track``, ``viz``, ``dashboard``): ``--params``, else
+    ``./params.yaml``. There are no other defaults to fall back to: a missing file is an error
+    with the fix, never a run with other values than the repository's."""
+    target = Path(path or DEFAULT_PARAMS)
+    if not target.is_file():
+        raise ConfigError("params file not found", file=target,
+                          hint="run from the repository root or pass --params FILE")
+    return load_params(target)
 
 
 def parse_params(data: dict[str, Any], file: str | None = None, lines: dict[str, int] | None = None) -> Params:

@@ -38,7 +38,7 @@ import numpy as np
 from .config import STAGES, Params
 from .data import mot
 from .data.builder import verify_lock
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -96,16 +96,23 @@ def log_assoc_samples(params: Params, stage: str, clips_dir: Path, embed, out_di
 
 def assoc_init(prev: Path | None, engine_cfg) -> Path | None:
     """The previous stage's association weights; its engine checkpoint (optimizer and schedule
-    state) when ``train.resume_optimizer`` or ``train.resume_scheduler`` asks to carry them over."""
+    state) when ``train.resume_optimizer`` or ``train.resume_scheduler`` asks to carry them over.
+    Either missing is an error: a stage that starts from the previous one never trains from
+    scratch quietly."""
     if prev is None:
         return None
     if engine_cfg.resume_optimizer or engine_cfg.resume_scheduler:
         last = prev / "assoc.work" / "last.pt"
-        if last.is_file():
-            return last
-        log.warning("%s missing: the previous stage's optimizer/scheduler state cannot be resumed", last)
+        if not last.is_file():
+            key = "train.resume_optimizer" if engine_cfg.resume_optimizer else "train.resume_scheduler"
+            raise CheckpointError(f"{key} asks for the previous stage's optimizer/schedule state, which is missing",
+                                  file=last, hint=f"re-run {prev.name}, or set {key}: false")
+        return last
     exported = prev / "assoc.pt"
-    return exported if exported.is_file() else None
+    if not exported.is_file():
+        raise CheckpointError("the previous stage's association model is missing", file=exported,
+                              hint=f"re-run {prev.name} (this stage starts every part from its weights)")
+    return exported
 
 
 def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics_dir: Path,

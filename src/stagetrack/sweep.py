@@ -124,6 +124,13 @@ def load_spec(path: str | Path, params_path: str | Path = PARAMS_FILE) -> SweepS
             raise ConfigError(f"not a key of {params_path}", file=path, line=lines.get(f"params.{key}"),
                               field=f"params.{key}", hint=f"did you mean '{close[0]}'?" if close else None)
         values[key] = [coerce(v, base) for v in candidates]
+        for j, value in enumerate(values[key]):
+            try:
+                format_value(value)
+            except TypeError:
+                raise ConfigError(f"value {value!r} cannot be passed to `dvc exp run -S` (a mapping)", file=path,
+                                  line=lines.get(f"params.{key}[{j}]") or lines.get(f"params.{key}"),
+                                  field=f"params.{key}", hint=f"sweep its leaves instead, e.g. {key}.<name>: [...]")
     spec = dataclasses.replace(spec, params=values)
     for key in spec.params:
         for j, value in enumerate(spec.params[key]):

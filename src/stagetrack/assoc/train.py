@@ -6,7 +6,8 @@
 (also ``stagetrack train-assoc``). ``--data`` is a directory written by the sample logger
 (``manifest.jsonl`` + shards); ``--output`` receives the ``.pt`` checkpoint the tracker loads
 (weights + metadata, see ``scorer.CHECKPOINT_KEYS``). Hyper-parameters come from the ``assoc:``
-and ``train:`` sections of ``--params`` (defaults without it); the flags above override them.
+and ``train:`` sections of ``--params`` (default ``./params.yaml``; none is an error); the flags
+above override them.
 ``--inspect`` prints the dataset statistics as JSON and exits without training. Every epoch the
 engine logs train loss/accuracy and validation loss/accuracy; the epoch with the lowest
 validation loss is kept and exported. The engine's own checkpoints (resume) go to
@@ -189,7 +190,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, help=".pt checkpoint to write (required unless --inspect)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: params assoc.epochs)")
     parser.add_argument("--batch-size", type=int, help="samples per batch (default: params assoc.batch_size)")
-    parser.add_argument("--lr", type=float, help="learning rate (default: params top-level lr, else 1e-4)")
+    parser.add_argument("--lr", type=float, help="learning rate (default: params top-level lr)")
     parser.add_argument("--val-split", type=float,
                         help="fraction of samples reserved for validation (default: params assoc.val_split, 0.1); "
                              "ignored with --val-data")
@@ -198,7 +199,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "selection clips there); all of --data then trains")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: params train.device (auto)")
     parser.add_argument("--inspect", action="store_true", help="print dataset statistics and exit (no training)")
-    parser.add_argument("--params", type=Path, help="params.yaml with assoc: and train: sections (default: built-in)")
+    parser.add_argument("--params", type=Path,
+                        help="params file whose assoc: and train: sections are used (default: ./params.yaml; "
+                             "an error if there is none)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -207,13 +210,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.output is None:
         raise ConfigError("is required unless --inspect is given", field="--output")
-    if args.params is not None:
-        from ..config import load_params
+    from ..config import DEFAULT_PARAMS, command_params
 
-        params = load_params(args.params)
-        cfg, engine_cfg, source, lr = params.assoc, params.train, str(args.params), params.lr
-    else:
-        cfg, engine_cfg, source, lr = AssocConfig(), EngineConfig(), None, 1e-4
+    params = command_params(args.params)
+    cfg, engine_cfg, source, lr = params.assoc, params.train, str(args.params or DEFAULT_PARAMS), params.lr
     if args.lr is not None:
         if not args.lr > 0:
             raise ConfigError(f"must be > 0, got {args.lr}", field="--lr")
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in flags.items() if v is not None}
     if overrides:  # validated like params, so --val-split 1.5 names the field and the rule
         cfg = configtypes.build(AssocConfig, {**configtypes.to_dict(cfg), **overrides}, key="assoc",
-                                file=f"{source or 'defaults'} + command line")
+                                file=f"{source} + command line")
     summary = train_assoc(args.data, args.output, cfg=cfg, engine_cfg=engine_cfg, lr=lr, epochs=cfg.epochs,
                           batch_size=cfg.batch_size, val_split=cfg.val_split, device=args.device or engine_cfg.device,
                           val_data=args.val_data)

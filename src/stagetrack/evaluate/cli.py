@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TrackEval seqmap of the sequences to score (default: the one in GT/seqmaps/, else all)")
     parser.add_argument("--classes", default=None,
                         help=f"comma-separated classes to score in the project flavour (default: {','.join(CLASSES)})")
+    parser.add_argument("--missing-as-empty", action="store_true",
+                        help="score a sequence without a prediction file as empty (every box a miss) instead of "
+                             "stopping with an error")
     parser.add_argument("--flavour", choices=FLAVOURS, default="auto",
                         help="evaluation protocol; mot17/mot15/dancetrack score person only, as the devkit "
                              "(default: auto, from the ground truth)")
@@ -63,7 +66,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes)
-    pairs = read_mot_dir(args.gt_dir, args.pred_dir, seqmap=args.seqmap)
+    pairs = read_mot_dir(args.gt_dir, args.pred_dir, seqmap=args.seqmap, missing_as_empty=args.missing_as_empty)
     flavour, classes, mode = flavour_settings(args.flavour, [seq for seq, _ in pairs], classes)
     log.info("%d sequence(s), flavour %s, classes %s, preprocess %s", len(pairs), flavour, ",".join(classes), mode)
     result = evaluate(pairs, classes=classes, preprocess=mode)

@@ -186,15 +186,16 @@ def _selected_sequences(gt_dir: Path, seqmap: str | Path | None) -> list[Path]:
     return [gt_dir / name for name in names]
 
 
-def read_mot_dir(gt_dir: str | Path, pred_dir: str | Path,
-                 seqmap: str | Path | None = None) -> list[tuple[Sequence, np.ndarray]]:
+def read_mot_dir(gt_dir: str | Path, pred_dir: str | Path, seqmap: str | Path | None = None, *,
+                 missing_as_empty: bool = False) -> list[tuple[Sequence, np.ndarray]]:
     """(ground truth, predictions) of every sequence of a MOTChallenge folder.
 
     Ground truth: ``gt_dir/SEQ/gt/gt.txt`` + ``seqinfo.ini``; the sequences are those of
     ``seqmap``, else of the one seqmap in ``gt_dir/seqmaps/`` (TrackEval's place for it), else
     every sequence folder. Predictions: ``pred_dir/SEQ.txt``. A missing prediction file is an
-    empty result (with a warning); a prediction file whose sequence has no ground truth is an
-    error naming it.
+    error naming it, unless ``missing_as_empty`` asks to score it as an empty result (TrackEval's
+    choice; logged at WARNING); a prediction file whose sequence has no ground truth is an error
+    naming it.
     """
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     if not gt_dir.is_dir():
@@ -212,9 +213,13 @@ def read_mot_dir(gt_dir: str | Path, pred_dir: str | Path,
         pred_file = pred_dir / f"{seq_dir.name}.txt"
         if pred_file.is_file():
             pred = mot.read_txt(pred_file, kind="result")
-        else:
-            log.warning("%s: no prediction file, scored as empty", pred_file)
+        elif missing_as_empty:
+            log.warning("%s: no prediction file, scored as empty (--missing-as-empty)", pred_file)
             pred = empty_boxes(0)
+        else:
+            raise DataError("no prediction file for this ground-truth sequence", file=pred_file,
+                            hint="track it, drop it from the seqmap, or pass --missing-as-empty to score it as "
+                                 "no output")
         pairs.append((seq, pred))
     for pred_file in sorted(pred_dir.glob("*.txt")):
         if not (gt_dir / pred_file.stem / "gt" / "gt.txt").is_file():

@@ -31,7 +31,7 @@ from ..config import STAGES, Params
 from ..data import mot
 from ..data.builder import verify_lock
 from ..data.sequence import Sequence, empty_boxes
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json
 from .config import EvalConfig
 from .intervals import bootstrap, paired
@@ -140,15 +140,19 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
     from ..inference import observe, track
     from ..reid.features import ReidExtractor
 
+    # the seed's TRANSFORMER_ASSOC_* variables override params; weights default to the stage's own
+    acfg = resolve_learned_assoc(params.tracker.assoc)
+    if not acfg.weights and models.assoc is not None:
+        acfg = dataclasses.replace(acfg, weights=str(models.assoc))
+    if acfg.enable and not acfg.weights:  # the headline would silently be the classical tracker
+        raise ConfigError("the learned association is the headline but this stage has no assoc.pt and "
+                          "tracker.assoc.weights is null", field="tracker.assoc.enable",
+                          hint="re-run the stage, set tracker.assoc.weights, or set tracker.assoc.enable: false")
     det_cfg, device = params.detector, params.resolved_device()
     # imgsz=None: infer at the size this stage's detector was trained at (aug_max_size may cap it)
     detector = Detector(models.detector, conf=det_cfg.conf, iou=det_cfg.iou, imgsz=None,
                         max_det=det_cfg.max_det, device=device)
     extractor = ReidExtractor(models.reid, device=device)
-    # the seed's TRANSFORMER_ASSOC_* variables override params; weights default to the stage's own
-    acfg = resolve_learned_assoc(params.tracker.assoc)
-    if not acfg.weights and models.assoc is not None:
-        acfg = dataclasses.replace(acfg, weights=str(models.assoc))
     tcfg = dataclasses.replace(params.tracker, assoc=acfg)
     # always built when a checkpoint exists (for the side-by-side); `enable` picks the headline
     scorer = scorer_from_config(dataclasses.replace(acfg, enable=True), extractor.feature_dim, device=device) \
@@ -284,10 +288,15 @@ VARIANTS = ("classical", "learned", "new_id_per_box")
 
 
 def headline_variant(params: Params, available) -> str:
-    """``learned`` when ``tracker.assoc.enable`` asks for it and its results exist, else ``classical``."""
+    """``learned`` when ``tracker.assoc.enable`` asks for it (its results must exist), else ``classical``."""
     from ..assoc.scorer import resolve_learned_assoc
 
-    return "learned" if resolve_learned_assoc(params.tracker.assoc).enable and "learned" in available else "classical"
+    if not resolve_learned_assoc(params.tracker.assoc).enable:
+        return "classical"
+    if "learned" not in available:
+        raise ConfigError("the learned association is the headline but the stage has no learned results",
+                          field="tracker.assoc.enable", hint="re-run the final stage (dvc repro)")
+    return "learned"
 
 
 def report_split(params: Params, gt: dict[str, list[Sequence]], preds: dict[str, dict[str, np.ndarray]],

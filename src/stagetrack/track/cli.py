@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import DEFAULT_PARAMS
 from ..data import mot
 from ..data.sequence import IGNORE, Sequence
 from ..errors import DataError
@@ -32,16 +33,14 @@ from .config import TrackerConfig
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARAMS = "params.yaml"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--det-dir", required=True, type=Path,
                         help="MOTChallenge sequences: DIR/SEQ/det/det.txt, DIR/SEQ/seqinfo.ini, optional DIR/SEQ/img1")
     parser.add_argument("--out-dir", required=True, type=Path, help="result files OUT/SEQ.txt are written here")
     parser.add_argument("--params", type=Path, default=None,
-                        help=f"params file whose `tracker:` section is used (default: ./{DEFAULT_PARAMS} if "
-                             "present, else built-in defaults)")
+                        help=f"params file whose `tracker:` section is used (default: ./{DEFAULT_PARAMS}; "
+                             "an error if there is none)")
     parser.add_argument("--reid-weights", type=Path, default=None,
                         help="ReID weights (stagetrack format) for appearance embeddings; needs SEQ/img1")
     parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
@@ -49,13 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_tracker_params(path: Path | None) -> tuple[TrackerConfig, AssocConfig, str]:
-    """The ``tracker`` and ``assoc`` sections of ``path`` (or ./params.yaml, or defaults), and the device."""
-    from ..config import load_params
+    """The ``tracker`` and ``assoc`` sections of ``path`` (else ./params.yaml: an error without
+    it), and the device."""
+    from ..config import command_params
 
-    if path is None and not Path(DEFAULT_PARAMS).is_file():
-        log.info("no %s here: using the built-in tracker defaults", DEFAULT_PARAMS)
-        return TrackerConfig(), AssocConfig(), "auto"
-    params = load_params(path or DEFAULT_PARAMS)
+    params = command_params(path)
     return params.tracker, params.assoc, params.device
 
 

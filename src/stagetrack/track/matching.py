@@ -1,12 +1,18 @@
-"""Thresholded linear assignment (``lap.lapjv``, with SciPy as the fallback)."""
+"""Thresholded linear assignment (``lap.lapjv``; SciPy only when the caller asks for it).
+
+lap and SciPy break ties differently, so the tracker never swaps one for the other quietly:
+without ``lap`` installed the default path is an error naming the fix.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import StagetrackError
+
 try:
     import lap
-except ImportError:  # pragma: no cover - lap is a declared dependency; SciPy keeps it optional
+except ImportError:  # pragma: no cover - lap is a declared dependency (requirements.lock)
     lap = None
 
 
@@ -26,7 +32,10 @@ def linear_assignment(cost: np.ndarray, thresh: float, *, use_lap: bool = True
         return np.empty((0, 2), dtype=np.int64), np.arange(n), np.arange(m)
     # Anything above thresh is never worth matching; a finite stand-in keeps the solvers exact.
     cost = np.where(cost <= thresh, cost, thresh + 1.0)
-    if use_lap and lap is not None:
+    if use_lap and lap is None:
+        raise StagetrackError("the tracker's assignment solver `lap` is not installed (SciPy breaks ties "
+                              "differently, so it is no silent substitute)", hint="make install (requirements.lock)")
+    if use_lap:
         _, x, _ = lap.lapjv(np.ascontiguousarray(cost), extend_cost=True, cost_limit=thresh)
         x = np.asarray(x, dtype=np.int64)
     else:

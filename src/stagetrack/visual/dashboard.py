@@ -30,14 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import STAGES
+from ..config import DEFAULT_PARAMS, STAGES
 from ..errors import DataError, StagetrackError
 from ..io import atomic_path
 from .config import DashboardConfig
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARAMS = "params.yaml"
 CLASSES_SHOWN = ("person", "vehicle")
 _LOSS = re.compile(r"(^|_)loss$")
 _GRAD = re.compile(r"^grad_norm")
@@ -353,13 +352,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import load_params
+    from ..config import command_params
 
-    if args.params is None and not Path(DEFAULT_PARAMS).is_file():
-        log.info("no %s here: using the built-in dashboard defaults", DEFAULT_PARAMS)
-        cfg = DashboardConfig()
-    else:
-        cfg = load_params(args.params or DEFAULT_PARAMS).dashboard
+    cfg = command_params(args.params).dashboard
     out = args.out or Path(cfg.out)
     write_dashboard(args.metrics_dir, out, cfg)
     print(out)

@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..config import STAGES, Params
+from ..config import DEFAULT_PARAMS, STAGES, Params
 from ..data import mot
 from ..data.sequence import CLASSES, IGNORE, Sequence, sort_boxes, tlbr, tlwh
 from ..errors import ConfigError, DataError, StagetrackError
@@ -56,7 +56,6 @@ from .config import VizConfig
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARAMS = "params.yaml"
 
 
 class Status(enum.IntEnum):
@@ -429,15 +428,6 @@ def track_with_stage(params: Params, seq: Sequence, stage_dir: Path) -> np.ndarr
     return rows
 
 
-def _params(path: Path | None, required: bool) -> Params | None:
-    from ..config import load_params
-
-    if path is None and not Path(DEFAULT_PARAMS).is_file():
-        if required:
-            raise ConfigError("params file not found", file=DEFAULT_PARAMS, hint="pass --params")
-        log.info("no %s here: using the built-in viz defaults", DEFAULT_PARAMS)
-        return None
-    return load_params(path or DEFAULT_PARAMS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -448,8 +438,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pred.add_argument("--stage", choices=STAGES, help="track the video with this stage's trained models")
     pred.add_argument("--pred", type=Path, help="a MOTChallenge result file (frame,id,x,y,w,h,score,class)")
     parser.add_argument("--params", type=Path, default=None,
-                        help=f"params file (`viz:` section; every section with --stage); default ./{DEFAULT_PARAMS}, "
-                             "or built-in viz defaults with --pred when there is none")
+                        help=f"params file (`viz:` section; every section with --stage); default ./{DEFAULT_PARAMS}")
     parser.add_argument("--data", type=Path, default=Path("data/built"), help="built data root (with val/)")
     parser.add_argument("--models", type=Path, default=Path("models"), help="trained models root (models/<stage>/)")
     parser.add_argument("--out", type=Path, default=Path("plots/viz"),
@@ -457,8 +446,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    params = _params(args.params, required=args.stage is not None)
-    cfg = params.viz if params is not None else VizConfig()
+    from ..config import command_params
+
+    params = command_params(args.params)
+    cfg = params.viz
     if args.gt is not None:
         seq = mot.read_sequence(args.gt, source=args.gt.parent.name)
     else:
