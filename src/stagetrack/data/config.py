@@ -36,8 +36,8 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class SynthDomainConfig:
-    videos: int = 6          # training-pool videos (ids 1..videos)
-    frames: int = 60
+    videos: int = 12         # training-pool videos (ids 1..videos)
+    frames: int = 30
     locked_videos: int = 12  # shorter videos after them (ids videos+1..): the manifest locks them for val/test
     locked_frames: int = 30  # frames of each of those; 0 = ``frames``
     width: int = 320
