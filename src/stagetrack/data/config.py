@@ -68,7 +68,7 @@ class BuildConfig:
     reid_min_height: int = 16
     reid_max_per_track: int = 12
     selection_clips: int = 2
-    selection_det_frames: int = 10
+    selection_det_frames: int = 5
     min_visibility: float = 0.3
 
     def validate(self) -> tuple[str, str] | None:
