@@ -26,6 +26,7 @@ SCANNED = ("src/stagetrack", "stages", "bench", "ci")
 ALLOWED = {
     ("src/stagetrack/data/builder.py", "<module>"): "SPLITS: the builder exports both locked splits",
     ("src/stagetrack/evaluate/pipeline.py", "run_eval"): "the eval stage scores test into metrics/test.json",
+    ("src/stagetrack/cli.py", "<module>"): "the evaluate-stages help line names metrics/test.json",
     ("src/stagetrack/seeds.py", "<module>"): "TEST_METRICS: the seeds aggregate reports test.* beside val",
     ("src/stagetrack/seeds.py", "run"): "the aggregate (a report) reads val and test",
     ("src/stagetrack/compare.py", "add_arguments"): "--split test: the final report of a choice made on val",
