@@ -142,3 +142,23 @@ def test_keep_best_saves_the_epoch_with_the_highest_selection_map(stage1, tmp_pa
     assert evaluate_reid(result.weights, data, ReidConfig(**TINY)) == pytest.approx(result.metrics, abs=1e-6)
     last = train_reid(ReidConfig(epochs=3, keep="last", **TINY), data_dir=data, out_dir=tmp_path / "last", init=None)
     assert last.kept_epoch == 3 and last.metrics["mAP"] == last.history[-1]["mAP"]
+
+
+def test_keep_best_picks_an_earlier_epoch_when_its_map_is_higher(stage1, tmp_path, monkeypatch):
+    """The easy case ties at the top; here selection mAP falls each epoch, so `best` must keep
+    epoch 1 and save other weights than `last`."""
+    import stagetrack.reid.train as reid_train
+
+    data, _, _ = stage1
+    real = reid_train.evaluate_extractor
+    falling = iter([90.0, 50.0, 10.0, 90.0, 50.0, 10.0])
+
+    def fake(extractor, data_dir, ranks):
+        return {**real(extractor, data_dir, ranks), "mAP": next(falling)}
+
+    monkeypatch.setattr(reid_train, "evaluate_extractor", fake)
+    best = train_reid(ReidConfig(epochs=3, **TINY), data_dir=data, out_dir=tmp_path / "best", init=None)
+    last = train_reid(ReidConfig(epochs=3, keep="last", **TINY), data_dir=data, out_dir=tmp_path / "last", init=None)
+    assert (best.kept_epoch, best.metrics["mAP"]) == (1, 90.0)
+    assert (last.kept_epoch, last.metrics["mAP"]) == (3, 10.0)
+    assert best.weights.read_bytes() != last.weights.read_bytes()
