@@ -148,3 +148,38 @@ def test_cli_errors_are_one_line(tmp_path, log_dir, capsys):
     assert assoc_train.main(["--data", str(tmp_path), "--inspect"]) == 2
     err = capsys.readouterr().err
     assert "no manifest.jsonl" in err and "Traceback" not in err
+
+
+def test_cli_resume_continues_a_killed_run_bitwise(tmp_path):
+    """`train-assoc --resume` after a SIGKILL in epoch 2 of 3 writes the uninterrupted run's bytes;
+    resuming with other params is an error naming the checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    from stagetrack.resume import FAULT_ENV
+
+    log_dir = write_log(tmp_path / "log", frames=40)  # 160 samples: three batches an epoch
+    (tmp_path / "params.yaml").write_text(
+        "assoc:\n  history: 2\n  max_candidates: 4\n  d_model: 16\n  heads: 2\n  layers: 1\n  epochs: 3\n"
+        "train:\n  device: cpu\n  scheduler: none\n")
+
+    def train(out, *extra, kill=None):
+        env = {**os.environ, **({FAULT_ENV: kill} if kill else {})}
+        env.pop(FAULT_ENV, None) if not kill else None
+        return subprocess.run([sys.executable, "-m", "stagetrack.assoc.train", "--data", str(log_dir), "--output",
+                               str(out), "--batch-size", "64", "--params", str(tmp_path / "params.yaml"), *extra],
+                              capture_output=True, text=True, timeout=300, env=env)
+
+    assert train(tmp_path / "a" / "assoc.pt").returncode == 0
+    killed = train(tmp_path / "b" / "assoc.pt", kill="assoc:2:2")
+    assert killed.returncode == -9 and not (tmp_path / "b" / "assoc.pt").exists()
+    other = train(tmp_path / "b" / "assoc.pt", "--resume", "--lr", "0.5")
+    assert other.returncode == 2 and "assoc.work/last.pt" in other.stderr and "cannot resume" in other.stderr
+    assert "Traceback" not in other.stderr
+    resumed = train(tmp_path / "b" / "assoc.pt", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stderr and "epoch 0 done" in resumed.stderr
+    assert (tmp_path / "b" / "assoc.pt").read_bytes() == (tmp_path / "a" / "assoc.pt").read_bytes()
+    fresh = train(tmp_path / "c" / "assoc.pt", "--resume")
+    assert fresh.returncode == 0 and "nothing to resume" in fresh.stderr

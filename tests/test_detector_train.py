@@ -219,3 +219,40 @@ def test_resume_after_interruption(data_yaml, tmp_path):
     again = yolo.train_detector(cfg, data_yaml=data_yaml, out_dir=out, init=None, live=Recorder(), resume=True)
     assert list(again.metrics) == metric_keys()
     assert (out / "train" / "results.csv").read_text().splitlines() == rows
+
+
+class StopAtEpoch(Recorder):
+    """A Live stand-in that raises at the ``n``-th epoch's next_step (the state file then holds epoch n-1)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def next_step(self) -> None:
+        super().next_step()
+        if len(self.logged) - 1 == self.n:
+            raise Interrupted(f"killed after logging epoch {self.n}")
+
+
+@pytest.mark.parametrize("stop", [2, 3], ids=["resumes-before-close-mosaic", "resumes-where-mosaic-closes"])
+def test_state_file_resume_is_bitwise(tmp_path, stop):
+    """Interrupted in epoch ``stop`` of 4 (mosaic closes for the last 2): the resumed run leaves
+    the bytes of an uninterrupted one (weights, run folder, dvclive rows, metrics). The third case,
+    resuming after mosaic closed, is the stage-level fault test's (tests/test_resume_fault.py)."""
+    data = make_set(tmp_path / "set", n_train=12)
+    cfg = dataclasses.replace(TINY, epochs=4, mosaic=1.0, close_mosaic=2)
+    files = ("best.pt", "last.pt", "train/results.csv", "train/args.yaml", "train/weights/best.pt")
+
+    def train(live, state):
+        return yolo.train_detector(cfg, data_yaml=data, out_dir=tmp_path / "run", init=None, live=live,
+                                   state_file=tmp_path / state)
+
+    plain = Recorder()
+    reference = train(plain, "a.pt")
+    expected = {name: (tmp_path / "run" / name).read_bytes() for name in files}
+    with pytest.raises(Interrupted):
+        train(StopAtEpoch(stop), "b.pt")
+    resumed = Recorder()
+    result = train(resumed, "b.pt")
+    assert {name: (tmp_path / "run" / name).read_bytes() for name in files} == expected
+    assert resumed.logged == plain.logged and result.metrics == reference.metrics

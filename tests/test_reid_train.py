@@ -162,3 +162,46 @@ def test_keep_best_picks_an_earlier_epoch_when_its_map_is_higher(stage1, tmp_pat
     assert (best.kept_epoch, best.metrics["mAP"]) == (1, 90.0)
     assert (last.kept_epoch, last.metrics["mAP"]) == (3, 10.0)
     assert best.weights.read_bytes() != last.weights.read_bytes()
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAtStep(Recorder):
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.kill = step
+
+    def next_step(self) -> None:
+        super().next_step()
+        if self.step == self.kill:
+            raise Killed
+
+
+def test_state_file_resume_is_bitwise(stage1, tmp_path):
+    """Interrupted in epoch 2 of 3: the resumed run writes the uninterrupted run's weights file
+    (keep: best, so the kept epoch is carried over too) and the same dvclive rows."""
+    data, _, _ = stage1
+    cfg = ReidConfig(epochs=3, **TINY)
+    plain = Recorder()
+    ref = train_reid(cfg, data_dir=data, out_dir=tmp_path / "a", init=None, live=plain, state_file=tmp_path / "a.pt")
+    with pytest.raises(Killed):
+        train_reid(cfg, data_dir=data, out_dir=tmp_path / "b", init=None, live=KillAtStep(2),
+                   state_file=tmp_path / "b.pt")
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 1   # epoch 2's state was not saved
+    resumed = Recorder()
+    again = train_reid(cfg, data_dir=data, out_dir=tmp_path / "b", init=None, live=resumed,
+                       state_file=tmp_path / "b.pt")
+    assert (tmp_path / "b" / WEIGHTS_NAME).read_bytes() == (tmp_path / "a" / WEIGHTS_NAME).read_bytes()
+    assert resumed.rows == plain.rows and again.metrics == ref.metrics and again.kept_epoch == ref.kept_epoch
+
+
+def test_a_damaged_state_file_is_an_error_naming_it(stage1, tmp_path):
+    from stagetrack.errors import CheckpointError
+
+    data, _, _ = stage1
+    (tmp_path / "state.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="state.pt"):
+        train_reid(ReidConfig(epochs=1, **TINY), data_dir=data, out_dir=tmp_path / "o", init=None,
+                   state_file=tmp_path / "state.pt")

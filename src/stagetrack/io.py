@@ -12,7 +12,9 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,12 +66,45 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def torch_bytes(obj: Any) -> bytes:
     """``torch.save(obj)`` as bytes. Saved to a file, torch names the archive's inner folder
     after the file, so writing through a randomly named temporary file gave equal weights
-    different bytes; in memory the folder is always ``archive``."""
+    different bytes; in memory the folder is always ``archive``. Strings are interned first
+    (:func:`intern_strings`), so the bytes do not depend on which equal strings were one object."""
     import torch
 
     buf = io.BytesIO()
-    torch.save(obj, buf)
+    torch.save(intern_strings(obj), buf)
     return buf.getvalue()
+
+
+def intern_strings(obj: Any, seen: set[int] | None = None) -> Any:
+    """``obj`` with every string in its graph interned (containers changed in place).
+
+    pickle writes an object it has seen before as a back-reference, by identity: two equal strings
+    that are one object in a run that built its model from source literals and two objects in a
+    run that rebuilt it from a checkpoint (a resumed run) pickle to different bytes. With every
+    string interned, equal strings are one object in both.
+    """
+    import torch
+
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    seen = set() if seen is None else seen
+    if id(obj) in seen or isinstance(obj, (torch.Tensor, type, types.FunctionType, types.ModuleType)):
+        return obj
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        items = [(intern_strings(k, seen), intern_strings(v, seen)) for k, v in obj.items()]
+        obj.clear()
+        obj.update(items)
+    elif isinstance(obj, list):
+        obj[:] = [intern_strings(v, seen) for v in obj]
+    elif type(obj) is tuple:
+        return tuple(intern_strings(v, seen) for v in obj)
+    elif hasattr(obj, "__dict__"):
+        try:
+            intern_strings(vars(obj), seen)
+        except TypeError:  # objects whose __dict__ is a read-only proxy
+            pass
+    return obj
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:

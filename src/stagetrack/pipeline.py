@@ -18,6 +18,10 @@ detector's val images, the ReID query/gallery and the association model's valida
 all come from them. The locked validation videos of step 4 report; nothing here chooses on them,
 and nothing here reads the locked test videos.
 
+A killed run continues where it stopped (:mod:`.resume`): each part checkpoints every epoch in
+``models/<stage>.resume/`` (a persistent DVC output), finished parts are restored rather than
+trained again, and the stage ends with the bytes of an uninterrupted run.
+
 Outputs: ``models/<stage>/{detector,reid}/…``, ``models/<stage>/assoc.pt``, the logged
 samples, ``metrics/<stage>.json``, dvclive curves under ``metrics/live/<stage>/<part>`` and the
 parts' wall-clock seconds in ``timings/<stage>.json`` (outside the DVC graph: they vary run to run).
@@ -35,11 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import configtypes
 from .config import STAGES, Params
 from .data import mot
 from .data.builder import verify_lock
 from .errors import CheckpointError, ConfigError
 from .io import atomic_write_json
+from .resume import CHECKPOINT_SECONDS, StageResume, resume_dir, stage_key
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +140,9 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     out.mkdir(parents=True, exist_ok=True)
     device = params.resolved_device()
     log.info("%s: %s", stage, cfg.description or "training")
+    key = stage_key(params.to_dict(), stage, {"data": stage_data, "val": data / "val", "init": prev})
+    resume = StageResume.open(resume_dir(models, stage), stage, key)
+    resumed = set(resume.done)  # parts restored, not trained (an interrupted run finished them)
 
     timing: dict[str, float] = {}
     clock = time.perf_counter()
@@ -145,43 +154,64 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
         clock = now
 
     # 1. detector
-    live = _live(live_root, "detector")
-    det = train_detector(
-        params.stage_section(stage, "detector"), data_yaml=stage_data / "det" / "data.yaml",
-        out_dir=out / "detector", init=(prev / "detector" / "best.pt") if prev else None,
-        lr_scale=cfg.lr_scale, lr_backbone_scale=cfg.lr_backbone_scale, lr_drop=cfg.lr_drop,
-        accumulate_steps=cfg.accumulate_steps, aug_max_size=cfg.aug_max_size,
-        aug_resize_scales=list(cfg.aug_resize_scales) or None, live=live, seed=params.seed, device=device,
-    )
-    live.end()
+    det_outputs = {"detector": out / "detector", "live": live_root / "detector"}
+    det = resume.restore("detector", det_outputs)
+    if det is None:
+        live = _live(live_root, "detector")
+        result = train_detector(
+            params.stage_section(stage, "detector"), data_yaml=stage_data / "det" / "data.yaml",
+            out_dir=out / "detector", init=(prev / "detector" / "best.pt") if prev else None,
+            lr_scale=cfg.lr_scale, lr_backbone_scale=cfg.lr_backbone_scale, lr_drop=cfg.lr_drop,
+            accumulate_steps=cfg.accumulate_steps, aug_max_size=cfg.aug_max_size,
+            aug_resize_scales=list(cfg.aug_resize_scales) or None, live=live, seed=params.seed, device=device,
+            state_file=resume.part_dir("detector") / "state.pt",
+        )
+        live.end()
+        det = {"metrics": result.metrics, "pr_curve": result.pr_curve}
+        resume.finish("detector", det_outputs, det)
     lap("detector")
 
     # 2. ReID
-    live = _live(live_root, "reid")
-    reid = train_reid(
-        params.stage_section(stage, "reid"), data_dir=stage_data / "reid", out_dir=out / "reid",
-        init=StageModels.find(prev).reid if prev else None, lr_scale=cfg.lr_scale, live=live,
-        seed=params.seed, device=device,
-    )
-    live.end()
+    reid_outputs = {"reid": out / "reid", "live": live_root / "reid"}
+    reid = resume.restore("reid", reid_outputs)
+    if reid is None:
+        live = _live(live_root, "reid")
+        result = train_reid(
+            params.stage_section(stage, "reid"), data_dir=stage_data / "reid", out_dir=out / "reid",
+            init=StageModels.find(prev).reid if prev else None, lr_scale=cfg.lr_scale, live=live,
+            seed=params.seed, device=device, state_file=resume.part_dir("reid") / "state.pt",
+        )
+        live.end()
+        reid = {"metrics": result.metrics, "kept_epoch": result.kept_epoch}
+        resume.finish("reid", reid_outputs, reid)
     lap("reid")
 
     # 3. association: log samples while tracking the training clips, then train
-    extractor = ReidExtractor(reid.weights, device=device)
-    samples = log_assoc_samples(params, stage, stage_data / "assoc", extractor.from_boxes, out / "assoc_samples")
-    log_assoc_samples(params, stage, stage_data / "selection", extractor.from_boxes, out / "assoc_selection", stream=1)
-    acfg = params.stage_section(stage, "assoc")
-    live = _live(live_root, "assoc")
-    # the stage's ACCUMULATE_STEPS and LR_DROP (a step schedule) apply to this part too
-    engine_cfg = dataclasses.replace(params.train, accumulate_steps=cfg.accumulate_steps)
-    if cfg.lr_drop is not None:
-        engine_cfg = dataclasses.replace(engine_cfg, scheduler="step", lr_drop=cfg.lr_drop)
-    assoc = train_assoc(
-        out / "assoc_samples", out / "assoc.pt", cfg=acfg, engine_cfg=engine_cfg,
-        lr=params.stage_lr(stage), epochs=acfg.epochs, batch_size=acfg.batch_size, val_split=acfg.val_split,
-        device=device, live=live, init_from=assoc_init(prev, engine_cfg), val_data=out / "assoc_selection",
-    )
-    live.end()
+    assoc_outputs = {name: out / name for name in ("assoc.pt", "assoc.work", "assoc_samples", "assoc_selection")}
+    assoc_outputs["live"] = live_root / "assoc"
+    assoc = resume.restore("assoc", assoc_outputs)
+    if assoc is None:
+        extractor = ReidExtractor(StageModels.find(out).reid, device=device)
+        samples = log_assoc_samples(params, stage, stage_data / "assoc", extractor.from_boxes, out / "assoc_samples")
+        log_assoc_samples(params, stage, stage_data / "selection", extractor.from_boxes, out / "assoc_selection",
+                          stream=1)
+        acfg = params.stage_section(stage, "assoc")
+        live = _live(live_root, "assoc")
+        # the stage's ACCUMULATE_STEPS and LR_DROP (a step schedule) apply to this part too
+        engine_cfg = dataclasses.replace(params.train, accumulate_steps=cfg.accumulate_steps)
+        if cfg.lr_drop is not None:
+            engine_cfg = dataclasses.replace(engine_cfg, scheduler="step", lr_drop=cfg.lr_drop)
+        work = resume.part_dir("assoc") / "work"
+        summary = train_assoc(
+            out / "assoc_samples", out / "assoc.pt", cfg=acfg, engine_cfg=engine_cfg,
+            lr=params.stage_lr(stage), epochs=acfg.epochs, batch_size=acfg.batch_size, val_split=acfg.val_split,
+            device=device, live=live, init_from=assoc_init(prev, engine_cfg), val_data=out / "assoc_selection",
+            resume=True, work_dir=work,
+        )
+        live.end()
+        shutil.copytree(work, out / "assoc.work", dirs_exist_ok=True)
+        assoc = {**summary, **{f"samples_{k}": v for k, v in samples.items()}}
+        resume.finish("assoc", assoc_outputs, assoc)
     lap("assoc")
 
     # 4. validation on the locked videos
@@ -191,9 +221,9 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     selection = json.loads((stage_data / "selection.json").read_text())
     frames = sum(c["length"] for clips in selection["train"].values() for c in clips)
     metrics = {
-        "detector": det.metrics,
-        "reid": {**reid.metrics, "kept_epoch": reid.kept_epoch},
-        "assoc": {**assoc, **{f"samples_{k}": v for k, v in samples.items()}},
+        "detector": det["metrics"],
+        "reid": {**reid["metrics"], "kept_epoch": reid["kept_epoch"]},
+        "assoc": assoc,
         "val": val[val["headline"]],
         "val_classical": {d: m["combined"] for d, m in val["classical"].items()},
         "train_frames": frames,
@@ -201,11 +231,16 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     if "learned" in val:
         metrics["val_learned"] = {d: m["combined"] for d, m in val["learned"].items()}
     atomic_write_json(metrics_dir / f"{stage}.json", metrics)
-    # wall-clock seconds vary run to run: outside every DVC dependency and git (see plan.py)
-    atomic_write_json(timings_dir / f"{stage}.json", {**timing, "train_frames": frames, "device": device})
-    atomic_write_json(live_root / "curves" / "detector_pr.json", det.pr_curve)
+    # wall-clock seconds vary run to run: outside every DVC dependency and git (see plan.py);
+    # checkpoint_s: writing the resume state (per-epoch checkpoints, finished parts' copies, the key)
+    checkpoint = {f"checkpoint_{part}_s": round(sec, 2) for part, sec in sorted(CHECKPOINT_SECONDS.items())}
+    checkpoint["checkpoint_s"] = round(sum(CHECKPOINT_SECONDS.values()), 2)
+    atomic_write_json(timings_dir / f"{stage}.json", {**timing, **checkpoint, "resumed": sorted(resumed),
+                                                       "train_frames": frames, "device": device})
+    atomic_write_json(live_root / "curves" / "detector_pr.json", det["pr_curve"])
     atomic_write_json(live_root / "curves" / "reid_cmc.json",
-                      cmc_rows(reid.metrics, params.stage_section(stage, "reid").ranks))
+                      cmc_rows(reid["metrics"], params.stage_section(stage, "reid").ranks))
+    resume.complete()
     allv = metrics["val"]["all"]["combined"]
     log.info("%s done: val HOTA %.1f IDF1 %.1f (%s association)", stage, allv["HOTA"], allv["IDF1"], val["headline"])
     return metrics

@@ -20,7 +20,7 @@ class StageConfig:
     init: str | None = None
     data: dict[str, SourceMix] = field(default_factory=dict)
     lr_scale: float = 1.0
-    lr_backbone_scale: float = 0.1
+    lr_backbone_scale: float = 1.0
     lr_drop: int | None = None
     accumulate_steps: int = 1
     aug_max_size: int = 320

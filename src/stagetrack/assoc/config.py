@@ -18,15 +18,15 @@ from ..errors import ConfigError
 class AssocConfig:
     # feature layout (fixed by the logger; a trained model is tied to it)
     history: int = 8
-    max_candidates: int = 16
+    max_candidates: int = 8
     # model
-    d_model: int = 64
-    heads: int = 4
-    layers: int = 2
+    d_model: int = 32
+    heads: int = 2
+    layers: int = 1
     track_layers: int = 1
     dropout: float = 0.1
     # training (the learning rate is the top-level `lr` times the stage's lr_scale)
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 64
     val_split: float = 0.1
     weight_decay: float = 0.01

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from .. import configtypes
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..io import dumps_json
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.config import EngineConfig
@@ -110,6 +110,21 @@ def _initial_weights(model: AssocTransformer, init_from: Path | None) -> Path | 
     return None
 
 
+def _check_resumable(last: Path, config: dict, training: dict) -> None:
+    """Resuming continues a run of the same params and data only (``epochs`` may grow)."""
+    if not last.is_file():
+        log.warning("--resume: nothing to resume in %s: training from the start", last.parent)
+        return
+    ckpt = load_checkpoint(last)
+    saved = {**{f"assoc.{k}": v for k, v in ckpt.get("config", {}).items()},
+             **{k: v for k, v in ckpt.get("metadata", {}).items() if k != "epochs"}}
+    now = {**{f"assoc.{k}": v for k, v in config.items()}, **{k: v for k, v in training.items() if k != "epochs"}}
+    changed = sorted(k for k in set(saved) | set(now) if dumps_json(saved.get(k)) != dumps_json(now.get(k)))
+    if changed:
+        raise CheckpointError(f"cannot resume: the run there was trained with other {', '.join(changed[:6])}",
+                              file=last, hint="drop --resume (or delete the folder) to train from the start")
+
+
 def train_assoc(data_dir: str | Path, output: str | Path, *, cfg: AssocConfig, engine_cfg: EngineConfig,
                 lr: float, epochs: int, batch_size: int, val_split: float, device: str, live: Any = None,
                 init_from: str | Path | None = None, resume: bool = False,
@@ -122,7 +137,9 @@ def train_assoc(data_dir: str | Path, output: str | Path, *, cfg: AssocConfig, e
 
     ``init_from`` may be an exported association checkpoint (same shape), an engine checkpoint
     or a plain state_dict; ``resume`` continues the engine run in ``work_dir`` (default
-    ``<output stem>.work`` beside ``output``). Returns a summary: best epoch, its validation
+    ``<output stem>.work`` beside ``output``) from its last finished epoch, bitwise, if that run
+    had the same params and data (else an error); the finished epochs' rows are replayed into a
+    fresh ``live``. Returns a summary: best epoch, its validation
     metrics, sample counts and the split mode.
     """
     data_dir, output = Path(data_dir), Path(output)
@@ -165,11 +182,21 @@ def train_assoc(data_dir: str | Path, output: str | Path, *, cfg: AssocConfig, e
                 "samples": alog.samples, "train_samples": len(train_ds),
                 "val_samples": len(val_ds), "split": split, "lr": lr, "epochs": epochs, "batch_size": batch_size,
                 "val_split": val_split, "assoc": configtypes.to_dict(cfg), "engine": configtypes.to_dict(engine_cfg)}
-    engine = Engine(engine_cfg, model, AssocTask(), lr=lr, epochs=epochs,
-                    out_dir=Path(work_dir) if work_dir else output.parent / f"{output.stem}.work",
+    work = Path(work_dir) if work_dir else output.parent / f"{output.stem}.work"
+    config = configtypes.to_dict(cfg)
+    if resume:
+        _check_resumable(work / "last.pt", config, training)
+    engine = Engine(engine_cfg, model, AssocTask(), lr=lr, epochs=epochs, out_dir=work,
                     weight_decay=cfg.weight_decay, monitor="val_loss", mode="min", live=live,
-                    config=configtypes.to_dict(cfg), metadata=training, resume=resume, init_from=engine_init,
-                    resume_optimizer=engine_cfg.resume_optimizer, resume_scheduler=engine_cfg.resume_scheduler)
+                    config=config, metadata=training, resume=resume, init_from=engine_init,
+                    resume_optimizer=engine_cfg.resume_optimizer, resume_scheduler=engine_cfg.resume_scheduler,
+                    name="assoc")
+    if resume and engine.history and live is not None and getattr(live, "step", 0) == 0:
+        for record in engine.history:  # a fresh Live gets the finished epochs' rows first
+            for name, metric in record.items():
+                if name != "epoch":
+                    live.log_metric(name, metric)
+            live.next_step()
     result = engine.fit(train_loader, val_loader)
     best = next(h for h in result.history if h["epoch"] == engine.best_epoch)
     metrics = {k: float(v) for k, v in best.items()}
@@ -198,6 +225,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a second logger directory to validate on (the pipeline logs the stage's held-out "
                              "selection clips there); all of --data then trains")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: params train.device (auto)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in <output stem>.work/ from its last finished epoch "
+                             "(same params and data, or an error; nothing there: a WARNING and a fresh start)")
     parser.add_argument("--inspect", action="store_true", help="print dataset statistics and exit (no training)")
     parser.add_argument("--params", type=Path,
                         help="params file whose assoc: and train: sections are used (default: ./params.yaml; "
@@ -225,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
                                 file=f"{source} + command line")
     summary = train_assoc(args.data, args.output, cfg=cfg, engine_cfg=engine_cfg, lr=lr, epochs=cfg.epochs,
                           batch_size=cfg.batch_size, val_split=cfg.val_split, device=args.device or engine_cfg.device,
-                          val_data=args.val_data)
+                          val_data=args.val_data, resume=args.resume)
     print(dumps_json(summary), end="")
     return 0
 

@@ -43,7 +43,8 @@ def portable_args(args: dict[str, Any], *, root: Path, replace: dict[str, str]) 
     return {k: portable_path(v, root=root, replace=replace) for k, v in args.items()}
 
 
-def canonicalize_checkpoint(path: Path, *, root: Path, replace: dict[str, str]) -> None:
+def canonicalize_checkpoint(path: Path, *, root: Path, replace: dict[str, str],
+                            args_override: dict[str, Any] | None = None) -> None:
     """Rewrite one ultralytics ``.pt`` as described in the module docstring (idempotent)."""
     import torch
 
@@ -57,30 +58,38 @@ def canonicalize_checkpoint(path: Path, *, root: Path, replace: dict[str, str]) 
     if isinstance(ckpt.get("train_results"), dict):
         ckpt["train_results"] = {k: v for k, v in ckpt["train_results"].items() if k != TIME_COLUMN}
     if isinstance(ckpt.get("train_args"), dict):
-        ckpt["train_args"] = portable_args(ckpt["train_args"], root=root, replace=replace)
+        ckpt["train_args"] = portable_args({**ckpt["train_args"], **(args_override or {})}, root=root, replace=replace)
     for key in ("model", "ema"):
         model = ckpt.get(key)
         if model is None:
             continue
         for attr, value in list(vars(model).items()):  # e.g. pt_path: the init weights it was loaded from
-            if isinstance(value, str):
+            if args_override and attr == "pt_path":
+                delattr(model, attr)  # a resumed model records the last.pt it was rebuilt from
+            elif isinstance(value, str):
                 setattr(model, attr, portable_path(value, root=root, replace=replace))
         if isinstance(getattr(model, "args", None), dict):
-            model.args = portable_args(model.args, root=root, replace=replace)
+            extra = {k: v for k, v in (args_override or {}).items() if k in model.args}
+            model.args = portable_args({**model.args, **extra}, root=root, replace=replace)
         if isinstance(getattr(model, "yaml", None), dict) and "yaml_file" in model.yaml:
             model.yaml["yaml_file"] = portable_path(model.yaml["yaml_file"], root=root, replace=replace)
     atomic_write_bytes(path, torch_bytes(ckpt))
 
 
-def canonicalize_run(run_dir: Path, *, replace: dict[str, str], root: Path | None = None) -> None:
-    """Every checkpoint under ``run_dir/weights``, ``args.yaml`` and ``results.csv``."""
+def canonicalize_run(run_dir: Path, *, replace: dict[str, str], root: Path | None = None,
+                     args_override: dict[str, Any] | None = None) -> None:
+    """Every checkpoint under ``run_dir/weights``, ``args.yaml`` and ``results.csv``.
+
+    ``args_override``: train args to set in each (a resumed run records ``resume`` and ``model``
+    as the ``last.pt`` it resumed from; the caller puts back the values of the original run).
+    """
     root = (root or Path.cwd()).resolve()
     replace = {str(k): portable_path(str(v), root=root, replace={}) for k, v in replace.items()}
     for pt in sorted((run_dir / "weights").glob("*.pt")):
-        canonicalize_checkpoint(pt, root=root, replace=replace)
+        canonicalize_checkpoint(pt, root=root, replace=replace, args_override=args_override)
     args_file = run_dir / "args.yaml"
     if args_file.is_file():
-        args = yaml.safe_load(args_file.read_text()) or {}
+        args = {**(yaml.safe_load(args_file.read_text()) or {}), **(args_override or {})}
         atomic_write_text(args_file, yaml.safe_dump(portable_args(args, root=root, replace=replace), sort_keys=False))
     results = run_dir / "results.csv"
     if results.is_file():

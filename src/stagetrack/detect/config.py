@@ -66,7 +66,7 @@ class DetectorConfig:
     mosaic: float = 1.0
     mixup: float = 0.0
     copy_paste: float = 0.0
-    close_mosaic: int = 0
+    close_mosaic: int = 3
     lr_drop_gamma: float = 0.1   # lr factor from a stage's lr_drop epoch on
     conf: float = 0.1            # inference (Detector): score threshold
     iou: float = 0.7             # NMS IoU threshold (inference and validation)

@@ -218,22 +218,43 @@ def train_detector(cfg: DetectorConfig, *, data_yaml: Path, out_dir: Path, init:
                    lr_scale: float = 1.0, lr_backbone_scale: float | None = None,
                    lr_drop: int | None = None, accumulate_steps: int = 1,
                    aug_max_size: int | None = None, aug_resize_scales: list[int] | None = None,
-                   live: Any = None, resume: bool = False, seed: int = 0,
+                   live: Any = None, resume: bool = False, state_file: Path | None = None, seed: int = 0,
                    device: str = "cpu") -> DetectorResult:
     """Train (or resume) one stage's detector; see the module docstring.
 
     ``live`` (a ``dvclive.Live`` or None) receives per epoch ``detector/train/{box,cls,dfl}_loss``,
     ``detector/val/*_loss``, ``detector/lr/pg<i>`` and ``detector/val/{mAP50,mAP50-95,precision,
     recall}``, then ``next_step()``. The returned metrics come from validating best.pt at the end.
+
+    Two ways to continue an interrupted run: ``resume`` is ultralytics' own (from
+    ``train/weights/last.pt``: the epoch count continues, the weights do not equal an uninterrupted
+    run's); ``state_file`` (the pipeline's) is written after every epoch and, when it exists,
+    continues bitwise (:mod:`.resume`, which also replays the dvclive rows into ``live``).
     """
+    from ..resume import RecordingLive
+    from . import resume as exact
+
     out_dir = Path(out_dir).resolve()
     run_dir = out_dir / RUN_NAME
     last_ckpt = run_dir / "weights" / "last.pt"
-    state = _resume_state(last_ckpt, cfg.epochs) if resume else "missing"
-    if resume and state == "missing":
-        log.warning("nothing to resume in %s: training from the start", run_dir)
-    if state == "missing" and run_dir.exists():
-        shutil.rmtree(run_dir)  # a stale run would leave old epoch checkpoints behind
+    saved = None
+    if state_file is not None:
+        state_file = Path(state_file)
+        saved = exact.load(state_file) if state_file.is_file() else None
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        if saved is not None:
+            exact.restore_run_dir(saved, run_dir)
+            state = "finished" if exact.finished(saved) else "resumable"
+        else:
+            state = "missing"
+        live = RecordingLive(live, saved["live_steps"] if saved else None)
+    else:
+        state = _resume_state(last_ckpt, cfg.epochs) if resume else "missing"
+        if resume and state == "missing":
+            log.warning("nothing to resume in %s: training from the start", run_dir)
+        if state == "missing" and run_dir.exists():
+            shutil.rmtree(run_dir)  # a stale run would leave old epoch checkpoints behind
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="stagetrack-yolo-") as tmp:
         data = mirror_dataset(Path(data_yaml), Path(tmp))
@@ -241,14 +262,20 @@ def train_detector(cfg: DetectorConfig, *, data_yaml: Path, out_dir: Path, init:
             cfg, data_yaml=data, out_dir=out_dir, init=init, lr_scale=lr_scale,
             lr_backbone_scale=lr_backbone_scale, lr_drop=lr_drop, accumulate_steps=accumulate_steps,
             aug_max_size=aug_max_size, aug_resize_scales=aug_resize_scales, seed=seed, device=device)
+        override = {"model": args["model"], "resume": False} if state != "missing" else None
         if state == "finished":
-            log.info("%s already finished training: collecting its results", run_dir)
             best = run_dir / "weights" / "best.pt"
+            if saved is not None:
+                log.warning("%s: the interrupted run had trained every epoch; its final validation is "
+                            "run again here (metrics as ultralytics' standalone validator computes them)", run_dir)
+                _strip_optimizers(run_dir)
+            else:
+                log.info("%s already finished training: collecting its results", run_dir)
             final = _validate(best if best.is_file() else last_ckpt, data, imgsz=args["imgsz"],
                               conf=0.001, iou=cfg.iou, device=device, threads=options.threads)
         else:
             if state == "resumable":
-                log.info("resuming %s", last_ckpt)
+                log.info("resuming %s from epoch %d", last_ckpt, (saved["epoch"] + 2) if saved else 0)
                 args["resume"] = str(last_ckpt)
             trainer = StageTrainer.bind(options)(overrides=args)
             set_threads = thread_callback(options.threads)
@@ -256,15 +283,67 @@ def train_detector(cfg: DetectorConfig, *, data_yaml: Path, out_dir: Path, init:
                 trainer.add_callback(event, set_threads)
             if live is not None:
                 trainer.add_callback("on_fit_epoch_end", live_callback(live))
+            if state_file is not None:
+                trainer.add_callback("on_train_start", exact.check_exact)
+                trainer.add_callback("on_fit_epoch_end", _state_saver(state_file, run_dir, live))
+                if saved is not None:
+                    trainer.add_callback("on_train_epoch_start", _state_restorer(saved))
+                trainer.add_callback("on_train_batch_end", _kill_point)
             trainer.train()
             final = trainer.validator.metrics
-        canonicalize_run(run_dir, replace={str(data): str(data_yaml)})
+        canonicalize_run(run_dir, replace={str(data): str(data_yaml)}, args_override=override)
     weights = run_dir / "weights"
     best = weights / "best.pt" if (weights / "best.pt").is_file() else weights / "last.pt"
     _copy_atomic(best, out_dir / "best.pt")
     _copy_atomic(weights / "last.pt", out_dir / "last.pt")
     return DetectorResult(best=out_dir / "best.pt", last=out_dir / "last.pt", metrics=summarize(final),
                           pr_curve=pr_curve(final))
+
+
+def _strip_optimizers(run_dir: Path) -> None:
+    """What ultralytics' final_eval does to a finished run's checkpoints."""
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    weights = run_dir / "weights"
+    ckpt = strip_optimizer(weights / "last.pt") if (weights / "last.pt").is_file() else {}
+    if (weights / "best.pt").is_file():
+        strip_optimizer(weights / "best.pt", updates={"train_results": ckpt.get("train_results")})
+
+
+def _state_saver(path: Path, run_dir: Path, recorder: Any):
+    """``on_fit_epoch_end`` (after the dvclive row): write the exact state (:mod:`.resume`)."""
+    from ..resume import timed
+    from . import resume as exact
+
+    def save_state(trainer: Any) -> None:
+        if trainer.in_final_eval:
+            return
+        with timed("detector"):
+            exact.save(path, exact.capture(trainer, run_dir, recorder.steps))
+
+    return save_state
+
+
+def _state_restorer(saved: dict):
+    """``on_train_epoch_start``: apply the exact state once, at the first resumed epoch."""
+    from . import resume as exact
+
+    pending = [saved]
+
+    def restore(trainer: Any) -> None:
+        if pending:
+            exact.apply(trainer, pending.pop())
+
+    return restore
+
+
+def _kill_point(trainer: Any) -> None:
+    from ..resume import kill_point
+
+    batches = len(trainer.train_loader)
+    batch = getattr(trainer, "_batches_done", 0) % batches + 1
+    trainer._batches_done = getattr(trainer, "_batches_done", 0) + 1
+    kill_point("detector", trainer.epoch + 1, batch)
 
 
 def _validate(weights: Path, data_yaml: Path, *, imgsz: int, conf: float, iou: float,

@@ -25,7 +25,10 @@ import torch
 from torch import nn
 
 from ..configtypes import to_dict
-from ..errors import ConfigError, DataError, TrainingAlarm
+from ..errors import CheckpointError, ConfigError, DataError, TrainingAlarm
+from ..io import atomic_torch_save
+from ..resume import kill_point, timed
+from ..train.seeding import get_rng_state, set_rng_state
 from . import backend
 from .config import ReidConfig
 from .dataset import SPLITS, build_datamanager, list_split
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.pt"
 DEVICES = ("cpu", "cuda", "auto")
+STATE_FORMAT = "stagetrack-reid-resume/1"
 
 
 class MetricLogger(Protocol):
@@ -64,6 +68,7 @@ class _RecordingEngine(backend.engine.ImageTripletEngine):
         self.epoch_losses = backend.utils.MetricMeter()
 
     def forward_backward(self, data: dict[str, Any]) -> dict[str, float]:
+        kill_point("reid", self.epoch + 1, self.batch_idx + 1)
         summary = super().forward_backward(data)
         total = self.weight_t * summary.get("loss_t", 0.0) + self.weight_x * summary.get("loss_x", 0.0)
         if not math.isfinite(total):
@@ -133,8 +138,29 @@ def _log(live: MetricLogger | None, values: dict[str, float], prefix: str = "rei
             live.log_metric(prefix + name, value)
 
 
+def _load_state(path: Path) -> dict[str, Any]:
+    from ..train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    if state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"not a ReID resume state (format {state.get('format')!r})", file=path,
+                              hint="delete it to train ReID from the start")
+    return state
+
+
+def _save_state(path: Path, epoch: int, model: nn.Module, optimizer: Any, scheduler: Any,
+                history: list[dict[str, float]], metrics: dict[str, float], best: tuple | None) -> None:
+    atomic_torch_save(path, {
+        "format": STATE_FORMAT, "epoch": epoch + 1, "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": get_rng_state(),
+        "history": history, "metrics": metrics,
+        "best": None if best is None else {"mAP": best[0], "epoch": best[1], "state": best[2], "metrics": best[3]},
+    })
+
+
 def train_reid(cfg: ReidConfig, *, data_dir: Path, out_dir: Path, init: Path | None, lr_scale: float = 1.0,
-               live: MetricLogger | None = None, seed: int = 0, device: str = "cpu") -> ReidResult:
+               live: MetricLogger | None = None, seed: int = 0, device: str = "cpu",
+               state_file: Path | None = None) -> ReidResult:
     """Train ``cfg.model`` on ``data_dir`` (Market-1501 layout) and save ``out_dir/model.pt``.
 
     ``init`` (the previous stage's weights) or else ``cfg.weights`` (a local file) initialises
@@ -145,6 +171,11 @@ def train_reid(cfg: ReidConfig, *, data_dir: Path, out_dir: Path, init: Path | N
     ``loss_t``, ``loss_x``, ``acc``) and LR, then calls ``live.next_step()``, so give ReID its own
     ``Live``. ``keep: best`` saves the evaluated epoch with the highest mAP there (ties: the later),
     ``last`` the final epoch; the returned metrics are the saved epoch's.
+
+    ``state_file``: after every epoch the complete training state (weights, optimizer, schedule,
+    RNG, the kept epoch, the logged rows) is written there atomically; when it exists at the
+    start, training continues after its epoch (its rows replayed into ``live``) and ends with the
+    bytes of an uninterrupted run.
     """
     _check(cfg)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -193,7 +224,27 @@ def train_reid(cfg: ReidConfig, *, data_dir: Path, out_dir: Path, init: Path | N
     history: list[dict[str, float]] = []
     metrics: dict[str, float] = {}
     best: tuple[float, int, dict, dict] | None = None  # (mAP, epoch, state, metrics) of the kept epoch
-    for epoch in range(cfg.epochs):
+    start = 0
+    if state_file is not None and Path(state_file).is_file():
+        saved = _load_state(Path(state_file))
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"the ReID resume state does not fit this model: {str(err)[:300]}",
+                                  file=state_file, hint="delete it to train ReID from the start") from None
+        scheduler.load_state_dict(saved["scheduler"])
+        start, history, metrics = int(saved["epoch"]), [dict(r) for r in saved["history"]], dict(saved["metrics"])
+        if saved["best"] is not None:
+            b = saved["best"]
+            best = (float(b["mAP"]), int(b["epoch"]), b["state"], dict(b["metrics"]))
+        for row in history:
+            _log(live, row)
+            if live is not None:
+                live.next_step()
+        set_rng_state(saved["rng"])
+        log.info("ReID: resuming after epoch %d of %d (%s)", start, cfg.epochs, state_file)
+    for epoch in range(start, cfg.epochs):
         engine.epoch = epoch
         lr_now = engine.get_current_lr()
         with backend.quiet():
@@ -211,6 +262,9 @@ def train_reid(cfg: ReidConfig, *, data_dir: Path, out_dir: Path, init: Path | N
         if live is not None:
             live.next_step()
         history.append(row)
+        if state_file is not None:
+            with timed("reid"):
+                _save_state(state_file, epoch, model, optimizer, scheduler, history, metrics, best)
     if cfg.epochs == 0:  # nothing trained: report the initial model
         metrics = evaluate_extractor(extractor, data_dir, cfg.ranks)
         _log(live, metrics)

@@ -12,7 +12,7 @@ class LearnedAssocConfig:
 
     enable: bool = False
     weights: str | None = None       # checkpoint of the scorer; null = the stage's own assoc.pt (pipeline)
-    weight: float = 0.5              # a in (1 - a) * classical + a * (1 - learned score)
+    weight: float = 0.75             # a in (1 - a) * classical + a * (1 - learned score)
     embed_dim: int | None = None     # expected ReID width; None = take it from the checkpoint
 
     def validate(self) -> tuple[str, str] | None:
@@ -97,10 +97,10 @@ class GmcConfig:
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    track_high_thresh: float = 0.5
+    track_high_thresh: float = 0.4
     track_low_thresh: float = 0.1
-    new_track_thresh: float = 0.6
-    new_track_thresh_vehicle: float | None = None  # vehicles' birth threshold; None = new_track_thresh
+    new_track_thresh: float = 0.5
+    new_track_thresh_vehicle: float | None = 0.45  # vehicles' birth threshold; None = new_track_thresh
     match_thresh: float = 0.8
     second_match_thresh: float = 0.5
     unconfirmed_match_thresh: float = 0.7
@@ -108,7 +108,7 @@ class TrackerConfig:
     track_buffer_fps: float = 0.0    # 0: track_buffer counts frames; > 0: it is given at this fps and scales
     min_box_area: float = 4.0
     fuse_score: bool = True
-    iou_gate: float = 0.8
+    iou_gate: float = 0.9
     iou_min_size: float = 20.0       # px: smaller boxes are grown to this (per side) before IoU; 0 = off
     reid_gate: float = 2.0
     motion_gate: float | None = None

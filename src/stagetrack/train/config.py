@@ -57,7 +57,7 @@ class EngineConfig:
     grad_spike_warmup: int = 10       # steps of history needed before spikes are judged
     collapse_std: float = 1e-3        # warn when the task's pred_std stays below this ...
     collapse_patience: int = 20       # ... for this many consecutive optimizer steps; 0 = off
-    log_every: int = 50               # optimizer steps between progress log lines
+    log_every: int = 10               # optimizer steps between progress log lines
 
     def validate(self) -> tuple[str, str] | None:
         positive_ints = ("accumulate_steps", "t_0", "t_mult", "plateau_patience", "prefetch_factor",

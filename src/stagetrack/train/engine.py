@@ -74,6 +74,7 @@ from .config import EngineConfig
 from .ema import ModelEMA
 from .loader import set_epoch
 from .schedule import Plateau, lr_at
+from ..resume import kill_point, timed
 from .seeding import get_rng_state, seed_everything, set_deterministic, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ class Engine:
                  monitor: str = "val_loss", mode: Literal["min", "max"] = "min", live: Any = None,
                  config: dict | None = None, metadata: dict | None = None,
                  resume: bool = False, init_from: Path | None = None,
-                 resume_optimizer: bool = True, resume_scheduler: bool = True) -> None:
+                 resume_optimizer: bool = True, resume_scheduler: bool = True, name: str = "engine") -> None:
         problem = cfg.validate()
         if problem:
             raise ConfigError(problem[1], field=f"train.{problem[0]}")
@@ -189,6 +190,7 @@ class Engine:
         check_plain(self.config, "config")
         check_plain(self.metadata, "metadata")
         self.cfg = cfg
+        self.name = name  # what the fault test's kill point calls this run (stagetrack.resume.kill_point)
         self.device = resolve_device(cfg.device)
         self.dist = distributed.init_from_env(self.device)
         self.model = model.to(self.device)
@@ -432,6 +434,7 @@ class Engine:
         with tqdm(loader, total=n, desc=f"epoch {epoch}", disable=not show, leave=False,
                   dynamic_ncols=True) as bar:
             for i, batch in enumerate(bar):
+                kill_point(self.name, epoch + 1, i + 1)
                 start = i - i % k
                 size = min(k, n - start)            # the last group of an epoch may be partial
                 last = i == start + size - 1
@@ -538,9 +541,10 @@ class Engine:
         self.history.append(record)
         payload = self._payload()  # collective (RNG gather): every rank builds it
         if self.dist.is_main:
-            save_rotating(self.last_path, payload)
-            if improved:
-                copy_checkpoint(self.last_path, self.best_path)
+            with timed(self.name):
+                save_rotating(self.last_path, payload)
+                if improved:
+                    copy_checkpoint(self.last_path, self.best_path)
             log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.5g}" for k, v in record.items() if k != "epoch"))
             if self.live is not None:
                 for name, metric in record.items():
