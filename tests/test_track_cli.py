@@ -86,8 +86,8 @@ def test_no_cue_needing_images_reads_no_images(det_dir, tmp_path, hsv_calls, mon
     import stagetrack.inference as inference
 
     reads = []
-    real = inference._read
-    monkeypatch.setattr(inference, "_read", lambda path: reads.append(path) or real(path))
+    real = inference.read_image
+    monkeypatch.setattr(inference, "read_image", lambda path: reads.append(path) or real(path))
     rc = main(["track", "--det-dir", str(det_dir), "--out-dir", str(tmp_path / "out"),
                "--params", params(tmp_path, "tracker:\n  costs:\n    hsv: 0.0\n  gmc:\n    method: none\n")])
     assert rc == 0 and hsv_calls == [] and reads == []

@@ -100,12 +100,10 @@ class Params:
         return self.lr * self.stage(stage).lr_scale
 
     def resolved_device(self) -> str:
-        """``device`` with ``auto`` resolved to cuda when a GPU is visible, else cpu."""
-        if self.device != "auto":
-            return self.device
-        import torch
+        """``device`` with ``auto`` resolved to cuda when a GPU is visible, else cpu (:mod:`.devices`)."""
+        from .devices import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolve_device(self.device, field="device")
 
     def to_dict(self) -> dict[str, Any]:
         d = configtypes.to_dict(self)

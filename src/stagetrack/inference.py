@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence as Seq
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from .data.sequence import IGNORE, Sequence, empty_boxes, tlbr, tlwh
+from .io import read_image
 from .track.config import TrackerConfig
 from .track.costs import hsv_histogram
 from .track.gmc import CameraMotion
@@ -45,15 +45,6 @@ class Observations:
     fps: float
     frames: list[Detections]
     camera: list[np.ndarray] | None = None  # per frame, the (2, 3) camera affine from the previous frame
-
-
-def _read(path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        from .errors import DataError
-
-        raise DataError("unreadable image", file=path)
-    return image
 
 
 def _features(image: np.ndarray | None, boxes: np.ndarray, scores: np.ndarray, embed: Embedder | None,
@@ -85,7 +76,7 @@ def observe(seq: Sequence, detect: DetectFn, embed: Embedder | None, cfg: Tracke
     starts = range(1, seq.length + 1, batch)
     for start in tqdm(starts, desc=seq.name, unit="batch", leave=False, disable=not progress):
         idx = list(range(start, min(start + batch, seq.length + 1)))
-        images = [_read(seq.image(f)) for f in idx]
+        images = [read_image(seq.image(f)) for f in idx]
         for image, rows in zip(images, detect(images)):
             boxes = tlwh(rows)
             emb, hsv = _features(image, boxes, rows["conf"], embed, cfg, embed_all)
@@ -108,7 +99,7 @@ def observations_from_boxes(seq: Sequence, frames: list[np.ndarray], embed: Embe
     use_gmc = images and cfg.gmc.method != "none"
     for i, rows in enumerate(frames):
         boxes = tlwh(rows)
-        image = _read(seq.image(i + 1)) if images and (len(rows) or use_gmc) else None
+        image = read_image(seq.image(i + 1)) if images and (len(rows) or use_gmc) else None
         if images:
             emb, hsv = _features(image, boxes, rows["conf"], embed, cfg, embed_all)
             camera.append(gmc.step(image))

@@ -112,6 +112,18 @@ def atomic_torch_save(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, torch_bytes(obj))
 
 
+def read_image(path: str | Path) -> Any:
+    """A BGR uint8 image (``cv2.imread``), or a :class:`DataError` naming the file."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        from .errors import DataError
+
+        raise DataError("unreadable image", file=path)
+    return image
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

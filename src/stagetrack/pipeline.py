@@ -140,7 +140,9 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     out.mkdir(parents=True, exist_ok=True)
     device = params.resolved_device()
     log.info("%s: %s", stage, cfg.description or "training")
-    key = stage_key(params.to_dict(), stage, {"data": stage_data, "val": data / "val", "init": prev})
+    with configtypes.untraced():  # the key hashes every param; the stage reads only its own
+        everything = params.to_dict()
+    key = stage_key(everything, stage, {"data": stage_data, "val": data / "val", "init": prev})
     resume = StageResume.open(resume_dir(models, stage), stage, key)
     resumed = set(resume.done)  # parts restored, not trained (an interrupted run finished them)
 

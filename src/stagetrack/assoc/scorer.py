@@ -71,9 +71,9 @@ def checkpoint_payload(model: AssocTransformer, *, train: dict[str, Any], metric
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    from ..devices import resolve_device
+
+    return torch.device(resolve_device(name))
 
 
 class LearnedScorer:

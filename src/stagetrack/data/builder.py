@@ -54,7 +54,7 @@ import numpy as np
 
 from ..config import STAGES, Params
 from ..errors import DataError, LockError
-from ..io import atomic_path, atomic_write_json, atomic_write_text, sha256_file, sha256_tree
+from ..io import atomic_path, atomic_write_json, atomic_write_text, read_image, sha256_file, sha256_tree
 from . import mot, sources
 from .config import BuildConfig
 from .sequence import CLASSES, IGNORE, Sequence, tlwh
@@ -311,13 +311,6 @@ def _imwrite(path: Path, image: np.ndarray, quality: int = 95) -> None:
             raise DataError("could not write image", file=path)
 
 
-def _imread(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError("unreadable image", file=path)
-    return image
-
-
 def to_project_gt(seq: Sequence) -> Sequence:
     """The sequence with MOT class numbers (1 person, 3 vehicle, 8 ignore) as categories."""
     boxes = seq.boxes.copy()
@@ -349,7 +342,7 @@ def _masked_frame(path: Path, rows: np.ndarray) -> np.ndarray | None:
     ign = rows[rows["cls"] == IGNORE]
     if not len(ign):
         return None
-    image = _imread(path)
+    image = read_image(path)
     fill = image.reshape(-1, 3).mean(0)
     for x, y, w, h in tlwh(ign).round().astype(int):
         image[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)] = fill
@@ -403,7 +396,7 @@ def _write_crops(seq: Sequence, jobs: list[tuple[int, int, int, Path]], size: tu
     for frame, cls, tid, out in jobs:
         by_frame[frame].append((cls, tid, out))
     for frame in sorted(by_frame):
-        image = _imread(seq.image(frame))
+        image = read_image(seq.image(frame))
         rows = seq.frame_boxes(frame)
         for cls, tid, out in by_frame[frame]:
             row = rows[(rows["id"] == tid) & (rows["cls"] == cls)][0]

@@ -13,12 +13,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..data.sequence import CLASSES
 from ..errors import DataError
+from ..io import read_image
 from . import backend
 from .config import ReidConfig
 from .dataset import SPLITS, Crop, eval_pids_file, list_split, read_pid_classes
@@ -93,12 +93,7 @@ def embed_files(extractor: ReidExtractor, crops: Sequence[Crop], chunk: int) -> 
     """Embeddings of crop files, read with OpenCV ``chunk`` at a time."""
     out = np.empty((len(crops), extractor.feature_dim), dtype=np.float32)
     for start in range(0, len(crops), chunk):
-        images = []
-        for crop in crops[start:start + chunk]:
-            image = cv2.imread(str(crop.path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise DataError("unreadable image", file=crop.path)
-            images.append(image)
+        images = [read_image(crop.path) for crop in crops[start:start + chunk]]
         out[start:start + len(images)] = extractor(images)
     return out
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..configtypes import to_dict
+from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError, DataError, TrainingAlarm
 from ..io import atomic_torch_save
 from ..resume import kill_point, timed
@@ -39,7 +40,6 @@ from .model import CLASSIFIER, build_model, load_backbone, save_weights
 log = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.pt"
-DEVICES = ("cpu", "cuda", "auto")
 STATE_FORMAT = "stagetrack-reid-resume/1"
 
 
@@ -87,16 +87,6 @@ def grad_norm(model: nn.Module) -> float:
     """L2 norm of all parameter gradients (torchreid steps but never clears them after)."""
     norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in DEVICES:
-        raise ConfigError(f"invalid device {device!r}", field="device", allowed=DEVICES)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for but no CUDA device is available", field="device")
-    return device
 
 
 def seed_everything(seed: int) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 from ..config import DEFAULT_PARAMS
 from ..data import mot
 from ..data.sequence import IGNORE, Sequence
+from ..devices import resolve_device
 from ..errors import DataError
 from ..assoc.config import AssocConfig
 from .config import TrackerConfig
@@ -54,14 +55,6 @@ def load_tracker_params(path: Path | None) -> tuple[TrackerConfig, AssocConfig, 
 
     params = command_params(path)
     return params.tracker, params.assoc, params.device
-
-
-def _resolve_device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def track_sequence(seq: Sequence, cfg: TrackerConfig, *, embedder: Any = None, scorer: Any = None,
@@ -93,7 +86,7 @@ def track_sequence(seq: Sequence, cfg: TrackerConfig, *, embedder: Any = None, s
 
 def run(args: argparse.Namespace) -> int:
     cfg, assoc_cfg, device = load_tracker_params(args.params)
-    device = _resolve_device(args.device or device)
+    device = resolve_device(args.device or device, field="--device" if args.device else "device")
     seq_dirs = mot.list_sequences(args.det_dir)
     if not seq_dirs:
         raise DataError("no MOTChallenge sequences (folders with seqinfo.ini) found", file=args.det_dir)

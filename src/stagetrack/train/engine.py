@@ -74,6 +74,7 @@ from .config import EngineConfig
 from .ema import ModelEMA
 from .loader import set_epoch
 from .schedule import Plateau, lr_at
+from .. import devices
 from ..resume import kill_point, timed
 from .seeding import get_rng_state, seed_everything, set_deterministic, set_rng_state
 
@@ -97,12 +98,8 @@ class FitResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; under torchrun, this rank's GPU."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available", field="train.device",
-                          allowed=("auto", "cpu", "cuda"))
-    use_cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())
-    if not use_cuda:
+    """:func:`stagetrack.devices.resolve_device` of ``train.device``; under torchrun, this rank's GPU."""
+    if devices.resolve_device(name, field="train.device") == "cpu":
         return torch.device("cpu")
     return torch.device("cuda", distributed.dist_info().local_rank)
 

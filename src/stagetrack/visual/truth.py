@@ -50,7 +50,7 @@ from ..data import mot
 from ..data.sequence import CLASSES, IGNORE, Sequence, sort_boxes, tlbr, tlwh
 from ..errors import ConfigError, DataError, StagetrackError
 from ..evaluate.preprocess import ignore_coverage_tlwh
-from ..io import atomic_path
+from ..io import atomic_path, read_image
 from ..track.costs import iou_distance
 from .config import VizConfig
 
@@ -317,11 +317,7 @@ def _frame_image(seq: Sequence, frame: int) -> np.ndarray:
     """The frame's image, or a grey canvas of the sequence's size when it has none."""
     if frame > len(seq.image_paths):
         return np.full((seq.height, seq.width, 3), 64, np.uint8)
-    path = seq.image(frame)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError("unreadable image", file=path)
-    return image
+    return read_image(seq.image(frame))
 
 
 def render_sequence(seq: Sequence, pred_rows: np.ndarray, out_dir: str | Path, cfg: VizConfig) -> tuple[Path, Path]:
