@@ -39,3 +39,7 @@ def test_every_part_uses_it():
     assert scorer._device("cpu") == torch.device("cpu")
     with pytest.raises(ConfigError, match="train.device"):
         engine.resolve_device("tpu")
+    with pytest.raises(ConfigError, match="invalid device 'tpu'"):  # torch.device('tpu') would be a RuntimeError
+        scorer._device("tpu")
+    with pytest.raises(ConfigError, match="invalid device 'tpu'"):
+        Params(device="tpu").resolved_device()
