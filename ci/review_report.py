@@ -61,7 +61,8 @@ def verdict_rows(current: dict[str, Any], base: dict[str, Any] | None, section: 
             old = ((base or {}).get(section) or {}).get(stage, {}).get(key)
             old_delta = old.get("delta") if isinstance(old, dict) else old
             mark = {"loss": "**loss**", "gain": "gain"}.get(row.get("verdict"), row.get("verdict", "-"))
-            rows.append(f"| {stage} | {key} | {row['delta']:+.2f} | [{row['lo']:+.2f}, {row['hi']:+.2f}] | {mark} "
+            vs = f" (vs {row['vs']})" if row.get("vs") else ""
+            rows.append(f"| {stage} | {key}{vs} | {row['delta']:+.2f} | [{row['lo']:+.2f}, {row['hi']:+.2f}] | {mark} "
                         f"| {'-' if old_delta is None else f'{old_delta:+.2f}'} |")
     return rows
 
@@ -138,7 +139,8 @@ def build(base: str, out: Path) -> Path:
     lines += ["## Params", "", dvc("params", "diff", base, "--md").strip() or "No param changed.", ""]
     current = json.loads(Path(EVAL).read_text()) if Path(EVAL).is_file() else {}
     base_eval = committed_json(base, EVAL)
-    for section, title in (("forgetting", "Forgetting (person, each stage against stage 1)"),
+    for section, title in (("forgetting", "Forgetting (each stage against its best earlier stage: HOTA, DetA, AssA, IDF1, "
+                                           "detector AP50, ReID rank-1 per domain and class)"),
                            ("change_vs_previous", "Change against the previous stage (HOTA per domain and class)")):
         rows = verdict_rows(current, base_eval, section)
         if rows:

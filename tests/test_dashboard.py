@@ -16,7 +16,7 @@ from stagetrack.errors import DataError, StagetrackError
 from stagetrack.visual import dashboard
 from stagetrack.visual.config import DashboardConfig
 
-DPI = 20  # small PNGs: figure size (5.5 x 3 columns, 14) inches -> 330 x 280 pixels
+DPI = 20  # small PNGs: figure size (5.5 x 3 columns, 18) inches -> 330 x 360 pixels
 
 
 def stage_json(person_hota: dict[str, float]) -> dict:
@@ -72,48 +72,56 @@ def test_stage_curves_are_concatenated():
     assert steps.tolist() == [0, 1, 2, 3, 4, 5] and values.tolist() == [1, 2, 3, 4, 5, 6]
 
 
-@pytest.mark.parametrize("stage2_hota, warned", [
-    (54.0, True),    # 60 -> 54: fell 6 > 5
-    (55.0, False),   # fell exactly 5: not more than the threshold
-    (56.0, False),   # fell 4
-    (70.0, False),   # rose
-])
-def test_person_regressions_against_stage1(stage2_hota, warned):
-    stages = {"stage1": stage_json({"all": 50.0, "dance": 60.0}),
-              "stage2": stage_json({"all": 50.0, "dance": stage2_hota})}
-    messages = dashboard.person_regressions(stages, threshold=5.0)
-    expected = [f"person HOTA on dance fell {60 - stage2_hota:.1f} points after stage2 "
-                f"(60.0 -> {stage2_hota:.1f}, threshold 5)"]
-    assert messages == (expected if warned else [])
+def row(delta: float, lo: float, hi: float, vs: str = "stage2") -> dict:
+    verdict = "gain" if lo > 0 else "loss" if hi < 0 else "indistinguishable"
+    return {"delta": delta, "lo": lo, "hi": hi, "verdict": verdict, "vs": vs}
 
 
-@pytest.mark.parametrize("stage3_vehicle, warned", [
-    (12.0, True),    # 20 -> 12 from stage2 to stage3: fell 8 > 5
-    (15.0, False),   # fell exactly 5
-    (25.0, False),   # rose
-])
-def test_stage_losses_against_the_stage_before(stage3_vehicle, warned):
-    # people: dance 60 -> 52 (stage1 -> stage2) is person_regressions' (not repeated here), then 52 -> 51
-    stages = {"stage1": stage_json({"all": 50.0, "dance": 60.0}), "stage2": stage_json({"all": 50.0, "dance": 52.0}),
-              "stage3": stage_json({"all": 50.0, "dance": 51.0})}
-    stages["stage3"]["val"]["all"]["vehicle"]["HOTA"] = stage3_vehicle
-    def vehicle(threshold: str) -> list[str]:
-        return [f"vehicle HOTA on all fell {20 - stage3_vehicle:.1f} points from stage2 to stage3 "
-                f"(20.0 -> {stage3_vehicle:.1f}, threshold {threshold})"]
+EVAL = {  # what the eval stage writes: stage 3 lost bdd vehicles (association and ReID), kept dance people
+    "compare": {"classical": {"all": {"HOTA": 50.0}}},
+    "forgetting": {"stage3": {
+        "bdd_vehicle_HOTA": row(-6.0, -9.0, -2.5), "bdd_vehicle_DetA": row(-0.5, -2.0, 1.0),
+        "bdd_vehicle_AssA": row(-11.0, -15.0, -6.0), "bdd_vehicle_AP50": row(1.0, -1.0, 3.0),
+        "bdd_vehicle_rank1": row(-20.0, -30.0, -5.0),
+        "dance_person_HOTA": row(-3.0, -8.0, 2.0, vs="stage1"), "dance_person_DetA": row(-3.0, -6.0, 0.5, vs="stage1"),
+    }},
+    "forgot": {"stage3": {"bdd_vehicle": {"HOTA": "loss", "parts": ["association", "reid"]}}},
+}
 
-    assert dashboard.stage_losses(stages, threshold=5.0) == (vehicle("5") if warned else [])
-    # a lower threshold catches the people's 1-point loss too (the keys are sorted: all_vehicle first)
-    assert dashboard.stage_losses(stages, threshold=0.5) == (vehicle("0.5") if stage3_vehicle < 20 else []) + [
-        "person HOTA on dance fell 1.0 points from stage2 to stage3 (52.0 -> 51.0, threshold 0.5)"]
+
+def test_forgetting_warnings_come_from_eval_json_verdicts():
+    assert dashboard.forgetting_warnings(EVAL) == [
+        "vehicle HOTA on bdd after stage3: -6.0 [-9.0, -2.5] against stage2 (loss; parts that lost: association, reid)"]
+    # dance people fell 3 points, but the interval includes 0: not a loss, no warning
+    assert dashboard.forgetting_warnings(None) == []
+    assert dashboard.forgetting_warnings({"forgetting": {}}) == []
+
+
+def test_forgetting_panel_draws_each_part_with_its_interval(metrics):
+    (metrics / "eval.json").write_text(json.dumps(EVAL))
+    logs = dashboard.read_logs(metrics)
+    fig = dashboard.plot_dashboard(logs, DashboardConfig(dpi=DPI), dashboard.forgetting_warnings(logs.eval))
+    ax = next(a for a in fig.axes if a.get_title().startswith("forgetting: stage3 against its best earlier stage"))
+    assert "(stage1, stage2)" in ax.get_title()
+    heights = sorted(round(p.get_height(), 3) for p in ax.patches)
+    assert heights == sorted([-6.0, -0.5, -11.0, 1.0, -20.0, -3.0, -3.0])
+    colours = {round(p.get_height(), 3): p.get_facecolor()[:3] for p in ax.patches}
+    import matplotlib.colors as mcolors
+    assert colours[-11.0] == mcolors.to_rgb("tab:red") and colours[1.0] == mcolors.to_rgb("0.6")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["bdd\nvehicle", "dance\nperson"]
+    assert any(t.get_text().startswith("WARNING: vehicle HOTA on bdd") for t in fig.texts)
 
 
 def test_dashboard_png_partial_run_with_warning(metrics, tmp_path, caplog):
     out = tmp_path / "plots" / "dashboard.png"
     with caplog.at_level(logging.WARNING, logger="stagetrack.visual.dashboard"):
         warnings = dashboard.write_dashboard(metrics, out, DashboardConfig(dpi=DPI))
-    assert warnings == ["person HOTA on dance fell 8.0 points after stage2 (60.0 -> 52.0, threshold 5)"]
-    assert warnings[0] in caplog.text
-    assert cv2.imread(str(out)).shape == (14 * DPI, int(5.5 * 3 * DPI), 3)
+    assert warnings == []  # no eval.json yet: the eval stage judges forgetting
+    (metrics / "eval.json").write_text(json.dumps(EVAL))
+    with caplog.at_level(logging.WARNING, logger="stagetrack.visual.dashboard"):
+        warnings = dashboard.write_dashboard(metrics, out, DashboardConfig(dpi=DPI))
+    assert len(warnings) == 1 and warnings[0] in caplog.text
+    assert cv2.imread(str(out)).shape == (dashboard.FIGURE_HEIGHT * DPI, int(5.5 * 3 * DPI), 3)
     assert sorted(p.name for p in out.parent.iterdir()) == ["dashboard.png"]  # no temporary left
 
 

@@ -35,6 +35,7 @@ ALLOWED = {
     ("src/stagetrack/seeds.py", "split_metrics"): "the test document's keys get the test. prefix",
     ("bench/experiments.py", "_test_videos"): "the benchmark's final held-out table",
     ("bench/world.py", "synthetic_world"): "the benchmark's tiny manifest locks a test video",
+    ("bench/forgetting.py", "main"): "--split test: the forgetting ablation's final report of the alpha chosen on val",
 }
 
 

@@ -68,16 +68,17 @@ def test_data_mix_rows_one_per_split_and_source():
     ]
 
 
-def test_change_vs_previous_stage_per_domain_and_class():
+def test_change_vs_previous_keeps_the_hota_per_class_of_consecutive_stages():
     from stagetrack.evaluate.pipeline import change_vs_previous
 
-    def val(person: float, vehicle: float | None = None) -> dict:
-        table = {"combined": {"HOTA": 0.0}, "person": {"HOTA": person}}
-        if vehicle is not None:
-            table["vehicle"] = {"HOTA": vehicle}
-        return {"val": {"bdd": table}}
+    def row(delta: float) -> dict:
+        return {"delta": delta, "lo": delta - 1, "hi": delta + 1, "verdict": "indistinguishable"}
 
-    out = change_vs_previous({"stage1": val(10.0), "stage2": val(30.0, 20.0), "stage3": val(25.0, 5.0)})
-    # stage2 - stage1: person +20 (vehicle absent before); stage3 - stage2: person -5, vehicle -15
-    assert out == {"stage2": {"bdd_person_HOTA": 20.0}, "stage3": {"bdd_person_HOTA": -5.0, "bdd_vehicle_HOTA": -15.0}}
-    assert change_vs_previous({"stage1": val(1.0)}) == {}
+    changes = {("stage1", "stage2"): {"bdd_person_HOTA": row(20.0), "bdd_person_DetA": row(3.0),
+                                      "bdd_mAP50": row(1.0), "bdd_person_AP50": row(2.0)},
+               ("stage1", "stage3"): {"bdd_person_HOTA": row(15.0)},
+               ("stage2", "stage3"): {"bdd_person_HOTA": row(-5.0), "bdd_vehicle_HOTA": row(-15.0)}}
+    # consecutive pairs only; DetA and the parts' scores are forgetting's, not this table's
+    assert change_vs_previous(changes) == {"stage2": {"bdd_person_HOTA": row(20.0)},
+                                           "stage3": {"bdd_person_HOTA": row(-5.0), "bdd_vehicle_HOTA": row(-15.0)}}
+    assert change_vs_previous({}) == {}

@@ -262,11 +262,36 @@ def test_eval_reports_intervals_and_verdicts(smoke):
     hota = metrics["all"]["combined"]["HOTA"]
     ci = metrics["ci"]["all"]["combined"]["HOTA"]
     assert ci["lo"] <= hota <= ci["hi"]
-    for table in (metrics["forgetting"], metrics["change_vs_previous"]):
+    for table, extra in ((metrics["forgetting"], {"vs"}), (metrics["change_vs_previous"], set())):
         for rows in table.values():
             for row in rows.values():
-                assert set(row) == {"delta", "lo", "hi", "verdict"}
+                assert set(row) == {"delta", "lo", "hi", "verdict"} | extra
                 assert row["verdict"] in {"gain", "loss", "indistinguishable"}
+    # where it forgets: each tracking row split into DetA and AssA, beside the detector and the ReID alone
+    stage3 = metrics["forgetting"]["stage3"]
+    for field in ("HOTA", "DetA", "AssA", "IDF1", "AP50", "rank1"):
+        assert f"dancetrack_person_{field}" in stage3, field
+    assert {"bdd_mAP50", "bdd_rank1"} <= set(stage3)
+    for stage in ("stage1", "stage2", "stage3"):
+        row = metrics["parts"][stage]["visdrone_mAP50"]
+        assert row["lo"] <= row["value"] <= row["hi"]
+    assert set(metrics["forgot"]) <= {"stage2", "stage3"}
+
+
+def test_stage3_keeps_the_interpolated_detector(smoke):
+    """The smoke params ask stage 3 for alpha 0 only (tests/smoke/params_overlay.yaml): its kept
+    detector is stage 2's weights, the fine-tuned one stays beside it, the metrics say so."""
+    import torch
+
+    repo, _, _ = smoke
+    det = repo / "models" / "stage3" / "detector"
+    stage3 = json.loads((repo / "metrics" / "stage3.json").read_text())["detector"]
+    assert stage3["interpolation"] == {"alpha": 0.0, "fitness": {"0": pytest.approx(stage3["mAP50-95"], abs=1e-5)}}
+    kept = torch.load(det / "best.pt", weights_only=False)["model"].state_dict()
+    previous = torch.load(repo / "models" / "stage2" / "detector" / "best.pt", weights_only=False)["model"].state_dict()
+    finetuned = torch.load(det / "finetuned.pt", weights_only=False)["model"].state_dict()
+    assert all(torch.equal(kept[k], previous[k]) for k in kept if kept[k].is_floating_point())
+    assert not all(torch.equal(finetuned[k], previous[k]) for k in kept if finetuned[k].is_floating_point())
 
 
 def test_seeds_run_and_compare(smoke):

@@ -44,7 +44,7 @@ from .config import STAGES, Params
 from .data import mot
 from .data.builder import verify_lock
 from .errors import CheckpointError, ConfigError
-from .io import atomic_write_json
+from .io import atomic_write_bytes, atomic_write_json
 from .resume import CHECKPOINT_SECONDS, StageResume, resume_dir, stage_key
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,36 @@ def previous_stage_dir(params: Params, stage: str, models: Path) -> Path | None:
         return path
     raise ConfigError("must name an earlier stage (local weight files go in detector.weights / reid.weights)",
                       field=f"{stage}.init", allowed=STAGES[: STAGES.index(stage)])
+
+
+def interpolate_detector(params: Params, stage: str, prev: Path, det_dir: Path, stage_data: Path, det: dict,
+                         device: str) -> dict:
+    """``stageN.interpolate_alphas``: keep the detector interpolated with the previous stage's at
+    the alpha the selection split chooses (:mod:`.detect.interpolate`); the fine-tuned weights
+    stay beside it as ``finetuned.pt`` when alpha < 1. Returns the part's result with the kept
+    model's selection metrics and curve, and ``interpolation`` (alpha, fitness per alpha)."""
+    import tempfile
+
+    from .detect.interpolate import choose_alpha
+    from .detect.yolo import evaluate_detector
+
+    iou = params.stage_section(stage, "detector").iou
+    selection = stage_data / "det" / "data.yaml"
+    curves: dict[Path, list] = {}
+
+    def validate(weights: Path) -> dict:
+        metrics, curves[weights] = evaluate_detector(weights, selection, iou=iou, device=device, curve=True)
+        return metrics
+
+    best = det_dir / "best.pt"
+    with tempfile.TemporaryDirectory(prefix="stagetrack-interp-", dir=det_dir) as tmp:
+        chosen = choose_alpha(best, prev / "detector" / "best.pt", list(params.stage(stage).interpolate_alphas),
+                              validate=validate, work_dir=Path(tmp))
+        if chosen["alpha"] != 1.0:
+            atomic_write_bytes(det_dir / "finetuned.pt", best.read_bytes())
+            atomic_write_bytes(best, Path(chosen["path"]).read_bytes())
+    return {"metrics": chosen["metrics"], "pr_curve": curves[chosen["path"]],
+            "interpolation": {"alpha": chosen["alpha"], "fitness": chosen["fitness"]}}
 
 
 def log_assoc_samples(params: Params, stage: str, clips_dir: Path, embed, out_dir: Path, stream: int = 0) -> dict:
@@ -170,6 +200,8 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
         )
         live.end()
         det = {"metrics": result.metrics, "pr_curve": result.pr_curve}
+        if cfg.interpolate_alphas:
+            det = interpolate_detector(params, stage, prev, out / "detector", stage_data, det, device)
         resume.finish("detector", det_outputs, det)
     lap("detector")
 
@@ -218,12 +250,14 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
 
     # 4. validation on the locked videos
     # the result files stay with the models: eval compares stages on them, paired by video
-    val = evaluate_stage(params, load_locked(data / "val"), StageModels.find(out), results_dir=out / VAL_RESULTS)
+    # (tracks, the detector's own boxes and the ReID model's rank-1 per locked val query)
+    val = evaluate_stage(params, load_locked(data / "val"), StageModels.find(out), results_dir=out / VAL_RESULTS,
+                         reid_dir=data / "val" / "reid")
     lap("val")
     selection = json.loads((stage_data / "selection.json").read_text())
     frames = sum(c["length"] for clips in selection["train"].values() for c in clips)
     metrics = {
-        "detector": det["metrics"],
+        "detector": {**det["metrics"], **({"interpolation": det["interpolation"]} if "interpolation" in det else {})},
         "reid": {**reid["metrics"], "kept_epoch": reid["kept_epoch"]},
         "assoc": assoc,
         "val": val[val["headline"]],

@@ -25,10 +25,21 @@ class StageConfig:
     accumulate_steps: int = 1
     aug_max_size: int = 320
     aug_resize_scales: list[int] = field(default_factory=list)
+    # WiSE-FT: candidate alphas of detector = alpha * this stage's + (1 - alpha) * init's, chosen on
+    # the selection split (detect/interpolate.py); [] = off
+    interpolate_alphas: list[float] = field(default_factory=list)
     # per-stage overrides of the global sections (validated against them when resolved)
     detector: dict[str, Any] = field(default_factory=dict)
     reid: dict[str, Any] = field(default_factory=dict)
     assoc: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> tuple[str, str] | None:
+        bad = [a for a in self.interpolate_alphas if not 0.0 <= a <= 1.0]
+        if bad:
+            return "interpolate_alphas", f"each alpha must lie in [0, 1], got {bad[0]}"
+        if self.interpolate_alphas and self.init is None:
+            return "interpolate_alphas", "needs init: the earlier stage whose detector to interpolate with"
+        return None
 
 
 @dataclass(frozen=True)

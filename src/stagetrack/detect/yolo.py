@@ -361,16 +361,33 @@ def _validate(weights: Path, data_yaml: Path, *, imgsz: int, conf: float, iou: f
         return validator.metrics
 
 
-def evaluate_detector(weights: Path, data_yaml: Path, *, imgsz: int, conf: float = 0.001,
-                      iou: float = 0.7, device: str = "cpu", threads: int = 0) -> dict[str, float]:
-    """Validate ``weights`` on the ``val`` split of a YOLO set; same keys as training's metrics."""
+def evaluate_detector(weights: Path, data_yaml: Path, *, imgsz: int | None = None, conf: float = 0.001,
+                      iou: float = 0.7, device: str = "cpu", threads: int = 0,
+                      curve: bool = False) -> dict[str, float] | tuple[dict[str, float], list[dict]]:
+    """Validate ``weights`` on the ``val`` split of a YOLO set; same keys as training's metrics
+    (with ``curve``, also the precision-recall rows training writes). ``imgsz`` None: the size the
+    weights were trained at."""
     weights = Path(weights)
     if not weights.is_file():
         raise CheckpointError("weights not found", file=weights)
+    if imgsz is None:
+        imgsz = trained_imgsz(weights)
     with tempfile.TemporaryDirectory(prefix="stagetrack-yolo-") as tmp:
         data = mirror_dataset(Path(data_yaml), Path(tmp))
-        return summarize(_validate(weights, data, imgsz=_round_to_stride(imgsz), conf=conf, iou=iou,
-                                   device=device, threads=threads or numerics.thread_count()))
+        final = _validate(weights, data, imgsz=_round_to_stride(imgsz), conf=conf, iou=iou, device=device,
+                          threads=threads or numerics.thread_count())
+        return (summarize(final), pr_curve(final)) if curve else summarize(final)
+
+
+def trained_imgsz(weights: Path) -> int:
+    """The image size a detector checkpoint was trained at (its train args)."""
+    import torch
+
+    try:
+        ckpt = torch.load(weights, map_location="cpu", weights_only=False)  # this project's own checkpoints
+        return int(ckpt["train_args"]["imgsz"])
+    except Exception as err:  # torch/pickle raise many types; a missing key is the same problem
+        raise CheckpointError(f"cannot read the trained image size: {err}", file=weights) from err
 
 
 class Detector:

@@ -88,11 +88,24 @@ def paired(res_a: Raw, res_b: Raw, groups: Sequence[Sequence[str]], keys: Callab
     ``{"delta", "lo", "hi", "verdict"}``: the difference on all videos, its paired percentile
     interval and the verdict.
     """
+    return paired_values(lambda names: keys(combine(res_a, names, fields, quiet=True)),
+                         lambda names: keys(combine(res_b, names, fields, quiet=True)),
+                         groups, n=n, seed=seed, level=level)
+
+
+Combiner = Callable[[Sequence[str]], dict[str, float]]  # drawn video names -> {name: value}
+
+
+def paired_values(value_a: Combiner, value_b: Combiner, groups: Sequence[Sequence[str]], *, n: int, seed: int,
+                  level: float) -> dict[str, dict[str, Any]]:
+    """:func:`paired` for any metric: ``value_x(names)`` combines run x's records of the drawn
+    videos (a video drawn twice counts twice) into ``{name: value}``; a name absent from a draw
+    (nothing of it in the drawn videos) is left out of that draw."""
     names = [s for group in groups for s in group]
-    base_a, base_b = keys(combine(res_a, names, fields, quiet=True)), keys(combine(res_b, names, fields, quiet=True))
+    base_a, base_b = value_a(names), value_b(names)
     diffs: dict[str, list[float]] = {}
     for drawn in draws(groups, n, seed):
-        a, b = keys(combine(res_a, drawn, fields, quiet=True)), keys(combine(res_b, drawn, fields, quiet=True))
+        a, b = value_a(drawn), value_b(drawn)
         for name in set(a) & set(b):
             diffs.setdefault(name, []).append(b[name] - a[name])
     out = {}
@@ -100,4 +113,20 @@ def paired(res_a: Raw, res_b: Raw, groups: Sequence[Sequence[str]], keys: Callab
         lo, hi = percentile_interval(diffs.get(name, [0.0]), level)
         out[name] = {"delta": round(base_b[name] - base_a[name], 4), "lo": round(lo, 4), "hi": round(hi, 4),
                      "verdict": verdict(lo, hi)}
+    return out
+
+
+def interval_values(value: Combiner, groups: Sequence[Sequence[str]], *, n: int, seed: int,
+                    level: float) -> dict[str, dict[str, float]]:
+    """``{name: {"value", "lo", "hi"}}``: each value on all videos and its percentile interval over
+    ``n`` stratified draws (the :func:`bootstrap` of a metric that is not TrackEval's)."""
+    base = value([s for group in groups for s in group])
+    samples: dict[str, list[float]] = {}
+    for drawn in draws(groups, n, seed):
+        for name, v in value(drawn).items():
+            samples.setdefault(name, []).append(v)
+    out = {}
+    for name in sorted(base):
+        lo, hi = percentile_interval(samples.get(name, [base[name]]), level)
+        out[name] = {"value": round(base[name], 4), "lo": round(lo, 4), "hi": round(hi, 4)}
     return out

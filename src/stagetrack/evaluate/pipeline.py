@@ -6,9 +6,14 @@ seed's evaluation tip: compare with and without the transformer), and scores bot
 and per class with TrackEval's metrics. Training stages call it on the locked **val** videos
 and keep the result files with their models (``models/<stage>/val_results``).
 
+Beside the tracks they keep the detector's own boxes and the ReID model's rank-1 per locked val
+query (:mod:`.parts`).
+
 The `eval` stage reads those files back (it does not track val again) for
 ``metrics/eval.json``: the final stage's headline with intervals, the variants side by side,
-and the forgetting and stage-change verdicts, paired by video. It is also the one place that
+and where each stage forgets (:func:`stage_changes`): HOTA, DetA, AssA, IDF1 and the parts'
+AP50 and rank-1 per domain and class against the best earlier stage, paired by video, with the
+rows and parts that lost. It is also the one place that
 runs the locked **test** videos: the final stage's models track them once and
 ``metrics/test.json`` reports them. Parameters are chosen on val (or the selection split);
 test is for the final report only, and no code path that chooses reads it
@@ -34,8 +39,9 @@ from ..data.sequence import Sequence, empty_boxes
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json
 from .config import EvalConfig
-from .intervals import bootstrap, paired
+from .intervals import LOSS, bootstrap, interval_values, paired, paired_values
 from .metrics import Raw, combine, sequence_results
+from .parts import DETECTIONS, REID_QUERIES, PartRecords, detection_rows, read_part_records
 
 log = logging.getLogger(__name__)
 
@@ -109,32 +115,16 @@ def score_intervals(res: Raw, gt: dict[str, list[Sequence]], cfg: EvalConfig) ->
             for domain, groups in domain_groups(gt).items()}
 
 
-def _class_keys(metric: str, classes: tuple[str, ...] | None = None) -> Callable[[dict], dict[str, float]]:
-    def keys(report: dict) -> dict[str, float]:
-        return {f"{cls}_{metric}": v[metric] for cls, v in report["per_class"].items()
-                if classes is None or cls in classes}
-    return keys
-
-
-def paired_changes(before: Raw, after: Raw, gt: dict[str, list[Sequence]], cfg: EvalConfig, *,
-                   metrics: tuple[str, ...], classes: tuple[str, ...] | None = None) -> dict:
-    """``after - before`` per domain, class and metric on the same videos, with paired intervals and
-    verdicts: ``{"<domain>_<class>_<metric>": {delta, lo, hi, verdict}}``."""
-    out = {}
-    for domain, groups in domain_groups(gt).items():
-        for metric in metrics:
-            rows = paired(before, after, groups, _class_keys(metric, classes), n=cfg.bootstrap,
-                          seed=cfg.bootstrap_seed, level=cfg.ci_level, fields=metrics)
-            out.update({f"{domain}_{name}": row for name, row in rows.items()})
-    return dict(sorted(out.items()))
-
-
 def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: StageModels, *,
-                   results_dir: Path | None = None, predictions: dict | None = None) -> dict:
+                   results_dir: Path | None = None, predictions: dict | None = None,
+                   reid_dir: Path | None = None) -> dict:
     """Track the validation videos with one stage's models; classical and learned side by side.
 
-    ``results_dir`` receives MOTChallenge result files ``<variant>/<source>/<video>.txt``;
-    ``predictions`` (a dict) receives ``{variant: {video: rows}}``."""
+    ``results_dir`` receives MOTChallenge result files ``<variant>/<source>/<video>.txt`` and the
+    detector's own boxes (``detections/<source>/<video>.txt``, one identity each);
+    ``predictions`` (a dict) receives ``{variant: {video: rows}}``; with ``reid_dir`` (the locked
+    val crops) the ReID model's rank-1 hit of every query goes to ``results_dir/reid_queries.json``
+    (:mod:`.parts` scores both per domain)."""
     from ..assoc.scorer import resolve_learned_assoc, scorer_from_config
     from ..detect.yolo import Detector
     from ..inference import observe, track
@@ -166,7 +156,17 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
     all_preds = {variant: {obs.name: track(obs, tcfg, scorer=sc) for obs in observations}
                  for variant, sc in variants.items()}
     # the yardstick of no association at all: every confident detection is a new identity
-    all_preds["new_id_per_box"] = {o.name: new_id_per_box(o, tcfg.track_high_thresh) for o in observations}
+    all_preds["new_id_per_box"] = {o.name: detection_rows(o.frames, tcfg.track_high_thresh) for o in observations}
+    if results_dir is not None:
+        by_name = {o.name: o for o in observations}
+        for source, group in val.items():
+            for s in group:
+                mot.write_txt(results_dir / DETECTIONS / source / f"{s.name}.txt", detection_rows(by_name[s.name].frames),
+                              "result")
+        if reid_dir is not None:
+            from ..reid.evaluate import evaluate_queries
+
+            atomic_write_json(results_dir / REID_QUERIES, evaluate_queries(extractor, reid_dir))
     for variant, preds in all_preds.items():
         report[variant] = score(val, preds, params.eval)
         if predictions is not None:
@@ -178,57 +178,6 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
     report["headline"] = "learned" if (acfg.enable and scorer is not None) else "classical"
     return report
 
-
-
-def new_id_per_box(obs, min_score: float) -> np.ndarray:
-    """Result rows in which every detection scoring >= ``min_score`` gets an identity of its own."""
-    from ..track.tracker import MOT_CATEGORY
-
-    rows = []
-    for frame, dets in enumerate(obs.frames, start=1):
-        keep = dets.score >= min_score
-        part = empty_boxes(int(keep.sum()))
-        part["frame"] = frame
-        part["x"], part["y"], part["w"], part["h"] = dets.tlwh[keep].T
-        part["conf"], part["cls"] = dets.score[keep], dets.cls[keep]
-        part["category"] = [MOT_CATEGORY[int(c)] for c in dets.cls[keep]]
-        rows.append(part)
-    out = np.concatenate(rows) if rows else empty_boxes()
-    out["id"] = np.arange(1, len(out) + 1)
-    return out
-
-
-def forgetting(stage_metrics: dict[str, dict]) -> dict:
-    """Person HOTA/IDF1 after each later stage minus after the first (negative = forgot)."""
-    first = STAGES[0]
-    if first not in stage_metrics:
-        return {}
-    out = {}
-    base = stage_metrics[first]["val"]
-    for stage in STAGES[1:]:
-        if stage not in stage_metrics:
-            continue
-        cur = stage_metrics[stage]["val"]
-        deltas = {}
-        for domain in sorted(set(base) & set(cur)):
-            if "person" in base[domain] and "person" in cur[domain]:
-                for m in ("HOTA", "IDF1"):
-                    deltas[f"{domain}_person_{m}"] = round(cur[domain]["person"][m] - base[domain]["person"][m], 4)
-        out[stage] = deltas
-    return out
-
-
-def change_vs_previous(stage_metrics: dict[str, dict]) -> dict:
-    """Per class and domain, HOTA after each stage minus after the stage before (negative = lost)."""
-    out = {}
-    for before, stage in zip(STAGES, STAGES[1:]):
-        if before not in stage_metrics or stage not in stage_metrics:
-            continue
-        prev, cur = stage_metrics[before]["val"], stage_metrics[stage]["val"]
-        out[stage] = {f"{domain}_{cls}_HOTA": round(cur[domain][cls]["HOTA"] - prev[domain][cls]["HOTA"], 4)
-                      for domain in sorted(set(prev) & set(cur))
-                      for cls in sorted(set(prev[domain]) & set(cur[domain])) if cls != "combined"}
-    return out
 
 
 def stage_plot_rows(stage_metrics: dict[str, dict]) -> tuple[list[dict], list[dict]]:
@@ -260,19 +209,114 @@ def read_results(folder: Path, val: dict[str, list[Sequence]]) -> dict[str, np.n
     return out
 
 
-def stage_changes(params: Params, val: dict[str, list[Sequence]], models: Path, variant: str) -> tuple[dict, dict]:
-    """``forgetting`` (person HOTA/IDF1 of each later stage minus stage 1) and
-    ``change_vs_previous`` (HOTA per class of each stage minus the one before), both per domain
-    with paired bootstrap intervals and verdicts, from each stage's own validation results."""
-    res = {stage: sequence_scores(val, read_results(models / stage / VAL_RESULTS / variant, val), params.eval)
-           for stage in STAGES if (models / stage / VAL_RESULTS / variant).is_dir()}
-    first = STAGES[0]
-    forgot = {stage: paired_changes(res[first], res[stage], val, params.eval, metrics=("HOTA", "IDF1"),
-                                    classes=("person",))
-              for stage in STAGES[1:] if first in res and stage in res}
-    change = {stage: paired_changes(res[before], res[stage], val, params.eval, metrics=("HOTA",))
-              for before, stage in zip(STAGES, STAGES[1:]) if before in res and stage in res}
-    return forgot, change
+TRACK_FIELDS = ("HOTA", "DetA", "AssA", "IDF1")  # the tracking rows of the stage comparisons
+# which part a loss in a field points at (HOTA and IDF1 are the whole tracker)
+PART_OF_FIELD = {"DetA": "detection", "AssA": "association", "AP50": "detector", "mAP50": "detector",
+                 "rank1": "reid"}
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    """``"bdd_vehicle_DetA"`` -> ``("bdd_vehicle", "DetA")``; ``"bdd_mAP50"`` -> ``("bdd", "mAP50")``."""
+    row, field = key.rsplit("_", 1)
+    return row, field
+
+
+def best_earlier(points: dict[str, dict[str, float]], stage: str, key: str) -> str | None:
+    """The stage before ``stage`` with the highest value on all val videos of what ``key`` is
+    judged by: the row's HOTA for a tracking field, the key itself for a part's (the first such
+    stage on a tie); None when no earlier stage has it."""
+    row, field = _split_key(key)
+    judge = f"{row}_HOTA" if field in TRACK_FIELDS else key
+    earlier = [s for s in STAGES[: STAGES.index(stage)] if judge in points.get(s, {}) and key in points[s]]
+    return max(earlier, key=lambda s: points[s][judge]) if earlier else None
+
+
+def forgetting(points: dict[str, dict[str, float]], changes: dict[tuple[str, str], dict[str, dict]]) -> dict:
+    """Per later stage, every key against its :func:`best_earlier` stage: the paired change of
+    ``changes[(earlier, stage)]`` with ``vs`` naming the earlier stage (negative = forgot)."""
+    out = {}
+    for stage in STAGES[1:]:
+        rows = {}
+        for key in sorted(points.get(stage, {})):
+            before = best_earlier(points, stage, key)
+            if before is not None and key in changes.get((before, stage), {}):
+                rows[key] = {**changes[(before, stage)][key], "vs": before}
+        if rows:
+            out[stage] = rows
+    return out
+
+
+def change_vs_previous(changes: dict[tuple[str, str], dict[str, dict]]) -> dict:
+    """Per stage, the paired change of HOTA per domain and class (``<domain>_<class>_HOTA``)
+    against the stage just before it."""
+    return {stage: {k: row for k, row in sorted(changes[(before, stage)].items())
+                    if _split_key(k)[1] == "HOTA" and k.count("_") == 2}
+            for before, stage in zip(STAGES, STAGES[1:]) if (before, stage) in changes}
+
+
+def forgot_parts(table: dict[str, dict[str, dict]]) -> dict:
+    """Which part forgot: per stage, every row (``<domain>_<class>``, or ``<domain>`` for a part's
+    pooled score) with a ``loss`` verdict, as ``{"HOTA": "loss"?, "parts": [detection, association,
+    detector, reid]}`` (DetA, AssA, the detector's AP50 and the ReID rank-1 that lost)."""
+    out: dict[str, dict] = {}
+    for stage, rows in table.items():
+        found: dict[str, dict] = {}
+        for key, row in rows.items():
+            if row["verdict"] != LOSS:
+                continue
+            name, field = _split_key(key)
+            if field == "HOTA":
+                found.setdefault(name, {"parts": []})["HOTA"] = LOSS
+            elif field in PART_OF_FIELD:
+                parts = found.setdefault(name, {"parts": []})["parts"]
+                if PART_OF_FIELD[field] not in parts:
+                    parts.append(PART_OF_FIELD[field])
+        for entry in found.values():
+            entry["parts"] = sorted(entry["parts"], key=list(dict.fromkeys(PART_OF_FIELD.values())).index)
+        if found:
+            out[stage] = dict(sorted(found.items()))
+    return out
+
+
+def stage_changes(params: Params, val: dict[str, list[Sequence]], models: Path, variant: str) -> dict:
+    """The stage comparisons of eval.json, all from each stage's own validation results, paired
+    by video with bootstrap intervals and verdicts:
+
+    ``parts``: per stage, the detector's AP50 and the ReID model's rank-1 per domain and class
+    (:mod:`.parts`) with intervals; ``forgetting``: per later stage, HOTA, DetA, AssA, IDF1 per
+    domain and class and the parts' scores, each against its best earlier stage
+    (:func:`forgetting`); ``forgot``: the rows and parts that lost (:func:`forgot_parts`);
+    ``change_vs_previous``: HOTA per domain and class of each stage minus the stage before."""
+    cfg = params.eval
+    boot = {"n": cfg.bootstrap, "seed": cfg.bootstrap_seed, "level": cfg.ci_level}
+    stages = [s for s in STAGES if (models / s / VAL_RESULTS / variant).is_dir()]
+    raw = {s: sequence_scores(val, read_results(models / s / VAL_RESULTS / variant, val), cfg) for s in stages}
+    records = {s: read_part_records(models / s / VAL_RESULTS, val, cfg.ignore_coverage) for s in stages}
+
+    def values(stage: str, domain: str, parts_only: bool = False) -> Callable[[list[str]], dict[str, float]]:
+        def combine_drawn(names: list[str]) -> dict[str, float]:
+            out = records[stage].values(names, domain)
+            if not parts_only:
+                report = combine(raw[stage], names, TRACK_FIELDS, quiet=True)
+                out.update({f"{domain}_{cls}_{f}": v[f] for cls, v in report["per_class"].items()
+                            for f in TRACK_FIELDS})
+            return out
+        return combine_drawn
+
+    points: dict[str, dict[str, float]] = {s: {} for s in stages}
+    parts: dict[str, dict] = {s: {} for s in stages}
+    changes: dict[tuple[str, str], dict[str, dict]] = {}
+    for domain, groups in domain_groups(val).items():
+        names = [n for group in groups for n in group]
+        for i, stage in enumerate(stages):
+            points[stage].update(values(stage, domain)(names))
+            parts[stage].update(interval_values(values(stage, domain, parts_only=True), groups, **boot))
+            for before in stages[:i]:
+                changes.setdefault((before, stage), {}).update(
+                    paired_values(values(before, domain), values(stage, domain), groups, **boot))
+    table = forgetting(points, changes)
+    return {"parts": {s: dict(sorted(p.items())) for s, p in parts.items()}, "forgetting": table,
+            "forgot": forgot_parts(table), "change_vs_previous": change_vs_previous(changes)}
 
 
 def render_val_videos(params: Params, val: dict[str, list[Sequence]], results: Path, variant: str) -> None:
@@ -328,7 +372,7 @@ def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, result
 
     out = report_split(params, val, val_preds, final, resolve_learned_assoc(params.tracker.assoc).weight)
     headline = out["tracker"]["association"]
-    out["forgetting"], out["change_vs_previous"] = stage_changes(params, val, models, headline)
+    out.update(stage_changes(params, val, models, headline))
     if results.exists():
         shutil.rmtree(results)
     for variant in val_preds:  # the final stage's validation tracks, for review (and the viz)

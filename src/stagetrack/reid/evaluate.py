@@ -9,6 +9,7 @@ restricted to that class (a class with no scorable query is left out).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,6 +78,50 @@ def split_metrics(q_feats: np.ndarray, g_feats: np.ndarray, query: Sequence[Crop
         if scores is not None:
             out.update({f"{cls}/{k}": v for k, v in scores.items()})
     return out
+
+
+def query_hits(q_feats: np.ndarray, g_feats: np.ndarray, query: Sequence[Crop], gallery: Sequence[Crop],
+               pid_class: dict[int, str]) -> list[bool | None]:
+    """Per query, whether its nearest gallery crop of the same class is its identity (rank-1),
+    under the same protocol as :func:`split_metrics`' ``<class>/rank1`` (same pid and camid dropped);
+    None for a query whose identity the gallery does not hold under another camid (not scorable).
+    The mean over a class's scorable queries is that class's rank-1 (``tests/test_parts.py``)."""
+    dist = backend.metrics.compute_distance_matrix(torch.from_numpy(q_feats), torch.from_numpy(g_feats),
+                                                   metric="cosine").numpy()
+    g_pids = np.array([c.pid for c in gallery])
+    g_cams = np.array([c.camid for c in gallery])
+    g_cls = np.array([pid_class[p] for p in g_pids])
+    out: list[bool | None] = []
+    for i, crop in enumerate(query):
+        valid = (g_cls == pid_class[crop.pid]) & ~((g_pids == crop.pid) & (g_cams == crop.camid))
+        if not (valid & (g_pids == crop.pid)).any():
+            out.append(None)
+            continue
+        candidates = np.flatnonzero(valid)
+        out.append(bool(g_pids[candidates[np.argmin(dist[i, candidates])]] == crop.pid))
+    return out
+
+
+def evaluate_queries(extractor: ReidExtractor, data_dir: Path) -> list[dict]:
+    """Rank-1 of every scorable query of ``data_dir`` (the locked val crops) with the video and
+    domain its identity comes from (the builder's pid table): ``[{pid, source, video, class, hit}]``,
+    what :mod:`stagetrack.evaluate.parts` recombines per domain and bootstraps over videos."""
+    query, gallery = list_split(data_dir, SPLITS[1]), list_split(data_dir, SPLITS[2])
+    table = eval_pids_file(data_dir)
+    pid_class = read_pid_classes(table)
+    entries = json.loads(table.read_text(encoding="utf-8"))
+    for crop in (*query, *gallery):
+        entry = entries.get(str(crop.pid))
+        if entry is None or not {"source", "video"} <= set(entry):
+            raise DataError(f"pid {crop.pid} of the query/gallery has no source and video in the pid table",
+                            file=table)
+    if not query or not gallery:
+        raise DataError("empty query or gallery", file=Path(data_dir) / (SPLITS[1] if not query else SPLITS[2]))
+    chunk = extractor.batch_size
+    hits = query_hits(embed_files(extractor, query, chunk), embed_files(extractor, gallery, chunk), query, gallery,
+                      pid_class)
+    return [{"pid": c.pid, "source": entries[str(c.pid)]["source"], "video": entries[str(c.pid)]["video"],
+             "class": pid_class[c.pid], "hit": hit} for c, hit in zip(query, hits) if hit is not None]
 
 
 def cmc_rows(metrics: dict[str, float], ranks: Sequence[int]) -> list[dict[str, float]]:

@@ -47,14 +47,9 @@ class DashboardConfig:
 
     out: str = "plots/dashboard.png"     # where `stagetrack dashboard` writes (its --out overrides)
     success_line: float = 54.0           # the seed's success criterion for HOTA/IDF1, drawn on the plots
-    regression_threshold: float = 5.0    # warn when a later stage's person HOTA is this many points below stage 1
-    stage_loss_threshold: float = 5.0    # warn when any class's HOTA on a domain falls this much from one stage to the next
     dpi: int = 100                       # resolution of the PNG
 
     def validate(self) -> tuple[str, str] | None:
-        for name in ("regression_threshold", "stage_loss_threshold"):
-            if getattr(self, name) < 0:
-                return name, f"must be >= 0, got {getattr(self, name)}"
         if self.dpi < 10:
             return "dpi", f"must be >= 10, got {self.dpi}"
         if not self.out:

@@ -11,11 +11,12 @@ pipeline logged and draws the seed's quantitative heartbeat:
 * gradient norms (files named ``grad_norm*``): they should stay stable, not spike;
 * the final evaluation's association variants side by side (``metrics/eval.json``, ``compare``).
 
-Person HOTA after a later stage falling more than ``regression_threshold`` points below stage 1
-on any domain (the forgetting the staged plan guards against), and any class's HOTA on a domain
-falling more than ``stage_loss_threshold`` points from one stage to the next (what replay should
-prevent: stage 3 losing the ground domains it replays), are logged as warnings and written on
-the figure. Missing inputs (a stage not run yet) leave their panels partial; no input
+* forgetting (``metrics/eval.json``'s ``forgetting`` and ``forgot``, as the eval stage judged
+  them): the final stage against its best earlier stage per domain and class, HOTA split into
+  DetA and AssA beside the detector's AP50 and the ReID rank-1, with paired intervals.
+
+Every domain and class whose HOTA the eval stage judged a ``loss`` (the forgetting the staged plan
+guards against) is logged as a warning naming the parts that lost, and written on the figure. Missing inputs (a stage not run yet) leave their panels partial; no input
 at all is an error.
 """
 
@@ -38,6 +39,7 @@ from .config import DashboardConfig
 log = logging.getLogger(__name__)
 
 CLASSES_SHOWN = ("person", "vehicle")
+FIGURE_HEIGHT = 18  # inches: four rows of panels
 _LOSS = re.compile(r"(^|_)loss$")
 _GRAD = re.compile(r"^grad_norm")
 
@@ -130,38 +132,21 @@ def read_logs(metrics_dir: str | Path) -> RunLogs:
 
 # ----------------------------------------------------------------------------- analysis
 
-def person_regressions(stages: dict[str, dict], threshold: float) -> list[str]:
-    """One message per (later stage, domain) whose person HOTA is > ``threshold`` below stage 1's."""
-    from ..evaluate.pipeline import forgetting
-
+def forgetting_warnings(evaluation: dict | None) -> list[str]:
+    """One message per (stage, domain, class) whose HOTA the eval stage judged a ``loss`` against
+    its best earlier stage, with the parts that lost (``metrics/eval.json``'s ``forgetting`` and
+    ``forgot``: nothing is recomputed here; no eval yet, no warning)."""
     out = []
-    suffix = "_person_HOTA"
-    for stage, deltas in forgetting(stages).items():
-        for key, delta in sorted(deltas.items()):
-            if key.endswith(suffix) and delta < -threshold:
-                domain = key[: -len(suffix)]
-                base = stages[STAGES[0]]["val"][domain]["person"]["HOTA"]
-                out.append(f"person HOTA on {domain} fell {-delta:.1f} points after {stage} "
-                           f"({base:.1f} -> {base + delta:.1f}, threshold {threshold:g})")
-    return out
-
-
-def stage_losses(stages: dict[str, dict], threshold: float) -> list[str]:
-    """One message per (stage, domain, class) whose HOTA is > ``threshold`` below the stage before's.
-
-    People's drops from stage 1 to stage 2 are left to :func:`person_regressions` (same numbers).
-    """
-    from ..evaluate.pipeline import change_vs_previous
-
-    out = []
-    for stage, deltas in change_vs_previous(stages).items():
-        before = STAGES[STAGES.index(stage) - 1]
-        for key, delta in sorted(deltas.items()):
-            domain, cls, _ = key.rsplit("_", 2)                 # "<domain>_<class>_HOTA"
-            if delta < -threshold and not (before == STAGES[0] and cls == "person"):
-                prev = stages[before]["val"][domain][cls]["HOTA"]
-                out.append(f"{cls} HOTA on {domain} fell {-delta:.1f} points from {before} to {stage} "
-                           f"({prev:.1f} -> {prev + delta:.1f}, threshold {threshold:g})")
+    for stage, rows in (evaluation or {}).get("forgetting", {}).items():
+        forgot = evaluation.get("forgot", {}).get(stage, {})
+        for key, row in rows.items():
+            name, field = key.rsplit("_", 1)
+            if field != "HOTA" or row["verdict"] != "loss":
+                continue
+            domain, cls = name.rsplit("_", 1)
+            parts = ", ".join(forgot.get(name, {}).get("parts", [])) or "no single part"
+            out.append(f"{cls} HOTA on {domain} after {stage}: {row['delta']:+.1f} [{row['lo']:+.1f}, "
+                       f"{row['hi']:+.1f}] against {row['vs']} (loss; parts that lost: {parts})")
     return out
 
 
@@ -284,15 +269,50 @@ def _eval_panel(ax, logs: RunLogs, cfg: DashboardConfig) -> None:
     ax.legend(fontsize=8)
 
 
+FORGET_FIELDS = ("HOTA", "DetA", "AssA", "AP50", "rank1")  # tracker, its two halves, detector, ReID
+VERDICT_COLOURS = {"loss": "tab:red", "gain": "tab:green", "indistinguishable": "0.6"}
+
+
+def _forgetting_panel(ax, logs: RunLogs) -> None:
+    """The final stage against its best earlier stage, per domain and class: the change of HOTA,
+    DetA, AssA, the detector's AP50 and the ReID rank-1 with their paired intervals (eval.json)."""
+    table = (logs.eval or {}).get("forgetting") or {}
+    ax.set_title("forgetting: which part lost")
+    if not table:
+        _note(ax, "eval not run yet" if logs.eval is None else "eval.json has no 'forgetting'")
+        return
+    stage = max(table, key=_stage_order)
+    rows = table[stage]
+    names = sorted({k.rsplit("_", 1)[0] for k in rows if k.endswith("_HOTA")}, key=lambda n: (n.startswith("all_"), n))
+    width = 0.8 / len(FORGET_FIELDS)
+    x = np.arange(len(names))
+    for k, field in enumerate(FORGET_FIELDS):
+        for i, name in enumerate(names):
+            row = rows.get(f"{name}_{field}")
+            if row is None:
+                continue
+            at = x[i] + (k - (len(FORGET_FIELDS) - 1) / 2) * width
+            ax.bar(at, row["delta"], width, color=VERDICT_COLOURS[row["verdict"]], edgecolor="k", lw=0.3)
+            ax.errorbar(at, row["delta"], yerr=[[row["delta"] - row["lo"]], [row["hi"] - row["delta"]]],
+                        color="k", lw=0.8, capsize=2)
+            ax.text(at, 0, field, rotation=90, fontsize=6, ha="center", va="bottom" if row["delta"] < 0 else "top")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(x, [n.replace("_", "\n") for n in names], fontsize=8)
+    ax.set_ylabel("change (points)")
+    vs = sorted({r["vs"] for r in rows.values()}, key=_stage_order)
+    ax.set_title(f"forgetting: {stage} against its best earlier stage ({', '.join(vs)}) per domain and class: "
+                 "HOTA, DetA, AssA, detector AP50, ReID rank-1 (red = loss, green = gain, 95% paired interval)")
+
+
 def plot_dashboard(logs: RunLogs, cfg: DashboardConfig, warnings: list[str]):
     """The dashboard as a matplotlib Figure (Agg, no pyplot state)."""
     from matplotlib.figure import Figure
 
     parts = sorted(logs.curves)
     cols = max(3, len(parts))
-    fig = Figure(figsize=(5.5 * cols, 14), dpi=cfg.dpi)
-    bottom = 0.07 + 0.016 * max(1, len(warnings))  # room for the warnings under the panels
-    grid = fig.add_gridspec(3, cols, left=0.05, right=0.98, top=0.93, bottom=bottom, hspace=0.4, wspace=0.25)
+    fig = Figure(figsize=(5.5 * cols, FIGURE_HEIGHT), dpi=cfg.dpi)
+    bottom = 0.06 + 0.013 * max(1, len(warnings))  # room for the warnings under the panels
+    grid = fig.add_gridspec(4, cols, left=0.05, right=0.98, top=0.94, bottom=bottom, hspace=0.45, wspace=0.25)
     _val_panel(fig.add_subplot(grid[0, 0]), logs, cfg)
     _domain_panel(fig.add_subplot(grid[0, 1:]), logs, cfg)
     for k in range(cols):
@@ -308,6 +328,7 @@ def plot_dashboard(logs: RunLogs, cfg: DashboardConfig, warnings: list[str]):
     _curve_panel(fig.add_subplot(grid[2, : cols - 1]), grads, "gradient norm (should stay stable)",
                  "no gradient norms logged")
     _eval_panel(fig.add_subplot(grid[2, cols - 1]), logs, cfg)
+    _forgetting_panel(fig.add_subplot(grid[3, :]), logs)
     ran = [s for s in STAGES if s in logs.stages]
     missing = [s for s in STAGES if s not in logs.stages]
     fig.suptitle("stagetrack dashboard: " + (", ".join(ran) or "no stage metrics")
@@ -315,10 +336,9 @@ def plot_dashboard(logs: RunLogs, cfg: DashboardConfig, warnings: list[str]):
     if warnings:
         fig.text(0.01, 0.01, "\n".join(f"WARNING: {w}" for w in warnings), color="red", fontsize=11,
                  va="bottom", weight="bold")
-    elif len(ran) > 1:
-        fig.text(0.01, 0.01, f"no person-HOTA regression of more than {cfg.regression_threshold:g} points "
-                 f"against stage 1, no class losing more than {cfg.stage_loss_threshold:g} against the stage "
-                 "before", color="green", fontsize=11, va="bottom")
+    elif logs.eval and logs.eval.get("forgetting"):
+        fig.text(0.01, 0.01, "no domain and class whose HOTA is a loss against its best earlier stage "
+                 "(paired 95% interval below 0)", color="green", fontsize=11, va="bottom")
     return fig
 
 
@@ -329,8 +349,7 @@ def write_dashboard(metrics_dir: str | Path, out: str | Path, cfg: DashboardConf
         raise StagetrackError("no run logs to draw", file=metrics_dir,
                               hint="expected stageN.json, eval.json or live/<stage>/<part>/plots/metrics/*.tsv; "
                                    "run the pipeline (`dvc repro`) first")
-    warnings = person_regressions(logs.stages, cfg.regression_threshold) \
-        + stage_losses(logs.stages, cfg.stage_loss_threshold)
+    warnings = forgetting_warnings(logs.eval)
     for message in warnings:
         log.warning("%s", message)
     fig = plot_dashboard(logs, cfg, warnings)
