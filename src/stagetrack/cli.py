@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("stagetrack.compare", "B minus A per metric, with its interval and a verdict (experiments, seed groups, revisions)"),
     "sweep": ("stagetrack.sweep", "hyperparameter search through DVC's experiment queue; ranks the runs by one metric"),
     "plan": ("stagetrack.plan", "the seed plan's time/cost table from measured stage timings"),
-    "evaluate-stages": ("stagetrack.evaluate.pipeline", "the eval stage: metrics/eval.json from the stages' val tracks, metrics/test.json from the locked test videos"),
+    "evaluate-stages": ("stagetrack.evalstage", "the eval stage: metrics/eval.json from the stages' val tracks, metrics/test.json from the locked test videos"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Evaluate trained stages on the locked videos (the DVC `eval` stage).
+"""Evaluate trained stages on the locked videos (the scoring half of the DVC `eval` stage, which
+:mod:`stagetrack.evalstage` runs before drawing).
 
 :func:`evaluate_stage` runs one stage's detector, ReID model and tracker over a set of locked
 videos, once with classical association and once with the learned scorer blended in (the
@@ -22,7 +23,6 @@ test is for the final report only, and no code path that chooses reads it
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -319,15 +319,6 @@ def stage_changes(params: Params, val: dict[str, list[Sequence]], models: Path, 
             "forgot": forgot_parts(table), "change_vs_previous": change_vs_previous(changes)}
 
 
-def render_val_videos(params: Params, val: dict[str, list[Sequence]], results: Path, variant: str) -> None:
-    """GT-vs-prediction MP4s and contact sheets of the first ``viz.seqs_per_domain`` videos per domain."""
-    from ..visual.truth import render_domains
-
-    rows = {s.name: mot.read_txt(results / variant / src / f"{s.name}.txt", "result")
-            for src, group in val.items() for s in group[: params.viz.seqs_per_domain]}
-    render_domains(val, rows, results / "viz", params.viz)
-
-
 VARIANTS = ("classical", "learned", "new_id_per_box")
 
 
@@ -358,9 +349,15 @@ def report_split(params: Params, gt: dict[str, list[Sequence]], preds: dict[str,
     }
 
 
-def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, results: Path) -> dict:
+Render = Callable[[dict[str, list[Sequence]], Path, str], None]  # (val videos, results dir, variant)
+
+
+def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, results: Path,
+             render: Render | None = None) -> dict:
     """``metrics/eval.json`` from the stages' own validation results, ``metrics/test.json`` from
-    tracking the locked test videos once with the final stage's models."""
+    tracking the locked test videos once with the final stage's models. ``render`` (the eval
+    stage passes :func:`stagetrack.visual.truth.render_results`) draws the final stage's val
+    tracks from ``results`` once they are there; evaluation itself imports no drawing code."""
     verify_lock(data / "val")
     verify_lock(data / "test")
     val = load_locked(data / "val")
@@ -377,7 +374,8 @@ def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, result
         shutil.rmtree(results)
     for variant in val_preds:  # the final stage's validation tracks, for review (and the viz)
         shutil.copytree(val_dir / variant, results / variant)
-    render_val_videos(params, val, results, headline)
+    if render is not None:
+        render(val, results, headline)
     atomic_write_json(metrics_dir / "eval.json", out)
 
     # the final report on the locked test videos: tracked here and nowhere else
@@ -399,19 +397,3 @@ def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, result
             log.info("%-4s %-10s HOTA %.1f [%.1f, %.1f] IDF1 %.1f", split, domain, m["HOTA"], ci["lo"], ci["hi"],
                      m["IDF1"])
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="params.yaml", help="params file")
-    parser.add_argument("--data", default="data/built", type=Path, help="built data root (with val/)")
-    parser.add_argument("--models", default="models", type=Path, help="trained models root (models/<stage>/)")
-    parser.add_argument("--metrics-dir", default="metrics", type=Path, help="where eval.json goes (and stage metrics are read)")
-    parser.add_argument("--results", default="results", type=Path,
-                        help="MOTChallenge result files of the final stage: <variant>/ (val), test/<variant>/, viz/")
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..config import load_params
-
-    run_eval(load_params(args.params), args.data, args.models, args.metrics_dir, args.results)
-    return 0

@@ -372,6 +372,14 @@ def render_sequence(seq: Sequence, pred_rows: np.ndarray, out_dir: str | Path, c
     return mp4, png
 
 
+def render_results(params: Params, val: Mapping[str, list[Sequence]], results: Path, variant: str) -> None:
+    """The eval stage's GT-vs-prediction MP4s and contact sheets: the first ``viz.seqs_per_domain``
+    videos per domain, drawn from ``results/<variant>/<source>/<video>.txt`` into ``results/viz``."""
+    rows = {s.name: mot.read_txt(Path(results) / variant / src / f"{s.name}.txt", "result")
+            for src, group in val.items() for s in group[: params.viz.seqs_per_domain]}
+    render_domains(val, rows, Path(results) / "viz", params.viz)
+
+
 def render_domains(val: Mapping[str, list[Sequence]], preds: Mapping[str, np.ndarray], out_dir: str | Path,
                    cfg: VizConfig) -> list[tuple[Path, Path]]:
     """The first ``cfg.seqs_per_domain`` videos of each domain into ``out_dir/<domain>/``.
