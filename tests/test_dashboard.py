@@ -112,7 +112,7 @@ def test_forgetting_panel_draws_each_part_with_its_interval(metrics):
     assert any(t.get_text().startswith("WARNING: vehicle HOTA on bdd") for t in fig.texts)
 
 
-def test_dashboard_png_partial_run_with_warning(metrics, tmp_path, caplog):
+def test_dashboard_png_warns_only_from_eval_json_verdicts(metrics, tmp_path, caplog):
     out = tmp_path / "plots" / "dashboard.png"
     with caplog.at_level(logging.WARNING, logger="stagetrack.visual.dashboard"):
         warnings = dashboard.write_dashboard(metrics, out, DashboardConfig(dpi=DPI))
