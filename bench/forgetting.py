@@ -92,7 +92,7 @@ def run_seed(seed: int, ref: str, alphas: list[float], work: Path, split: str = 
     from stagetrack.config import load_params
     from stagetrack.detect.interpolate import choose_alpha
     from stagetrack.detect.yolo import evaluate_detector
-    from stagetrack.evaluate.pipeline import StageModels, load_locked
+    from stagetrack.artifacts import StageModels, load_locked
 
     params = load_params(ROOT / "params.yaml")
     val = load_locked(ROOT / "data/built" / split)  # test: the final report only (nothing is chosen on it)

@@ -32,7 +32,8 @@ import numpy as np
 from stagetrack.data import mot
 from stagetrack.data.sequence import CLASSES, IGNORE, Sequence, empty_boxes, tlwh
 from stagetrack.evaluate.metrics import evaluate, read_mot_dir
-from stagetrack.evaluate.pipeline import HEADLINE, load_locked, score
+from stagetrack.artifacts import load_locked
+from stagetrack.evaluate.pipeline import HEADLINE, score
 from stagetrack.inference import Observations, observations_from_boxes, observe, track
 from stagetrack.track import cli as track_cli
 from stagetrack.track.config import TrackerConfig
@@ -186,8 +187,8 @@ def detector_observations(world: World, val: dict[str, list[Sequence]], tcfg: Tr
 
     det_cfg = world.params.detector
     detector = Detector(world.models.detector, conf=det_cfg.conf, iou=det_cfg.iou, imgsz=None,
-                        max_det=det_cfg.max_det, device="cpu")
-    extractor = ReidExtractor(world.models.reid, device="cpu")
+                        max_det=det_cfg.max_det, device="cpu", threads=det_cfg.threads)
+    extractor = ReidExtractor(world.models.reid, device="cpu", batch_size=world.params.reid.feature_batch)
     classical = dataclasses.replace(tcfg, assoc=dataclasses.replace(tcfg.assoc, enable=False))
     observations, per_video = {}, {}
     for seqs in val.values():

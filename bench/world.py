@@ -30,7 +30,7 @@ from stagetrack.configtypes import load_yaml
 from stagetrack.data import synth
 from stagetrack.data.builder import Builder, verify_lock
 from stagetrack.errors import StagetrackError
-from stagetrack.evaluate.pipeline import StageModels
+from stagetrack.artifacts import StageModels
 
 log = logging.getLogger(__name__)
 

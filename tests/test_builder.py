@@ -42,7 +42,7 @@ def make_params(raw: Path, tmp: Path, *, budgets=(20, 30, 24), seed=0, locked=LO
         "sources": {
             "dancetrack": {"format": "mot", "root": str(raw / "dancetrack")},
             "bdd": {"format": "bdd", "root": str(raw / "bdd")},
-            "visdrone": {"format": "visdrone", "root": str(raw / "visdrone"), "domain": "aerial"},
+            "visdrone": {"format": "visdrone", "root": str(raw / "visdrone")},
         },
         "build": {"seed": seed, "manifest": str(manifest), "clip_length": 5, "reid_min_height": 4,
                   "allow_partial": allow_partial, "selection_clips": 1,
@@ -259,7 +259,7 @@ def _mot17_params(raw: Path, tmp: Path, copies: dict | None):
     return parse_params({
         "sources": {"mot17": {"format": "mot", "root": str(root)},
                     "bdd": {"format": "bdd", "root": str(raw / "bdd")},
-                    "visdrone": {"format": "visdrone", "root": str(raw / "visdrone"), "domain": "aerial"}},
+                    "visdrone": {"format": "visdrone", "root": str(raw / "visdrone")}},
         "build": {"manifest": str(manifest), "clip_length": 5, "reid_min_height": 4, "selection_clips": 1,
                   "allow_partial": True},
         "stage1": {"data": {"mot17": {"enabled": True, "frame_budget": 1000}, "bdd": {"enabled": True, "frame_budget": 10}}},
@@ -371,3 +371,25 @@ def test_locked_videos_follow_the_pool_and_are_shorter():
     cfg = SynthDomainConfig(videos=2, frames=10, locked_videos=3, locked_frames=4, width=64, height=48,
                             min_objects=2, max_objects=2)
     assert [synth.video_config(cfg, i).frames for i in range(5)] == [10, 10, 4, 4, 4]
+
+
+def test_each_video_is_read_once_per_build(raw, built, tmp_path, monkeypatch):
+    """Planning (every pool video's length), the locked exports, each stage and its selection
+    split share one read of each video; the output is the same bytes as before."""
+    reads: dict[tuple[str, str], int] = {}
+    read_video = builder.sources.read_video
+
+    def counting(cfg, video, *, source):
+        reads[(source, video)] = reads.get((source, video), 0) + 1
+        return read_video(cfg, video, source=source)
+
+    monkeypatch.setattr(builder.sources, "read_video", counting)
+    out = tmp_path / "built"
+    builder.build(make_params(raw, tmp_path), out, metrics_dir=None, workers=2)
+    assert reads and max(reads.values()) == 1, {k: n for k, n in reads.items() if n > 1}
+    assert {s for s, _ in reads} == {"dancetrack", "bdd", "visdrone"}
+    root = built[0] / "built"
+    for stage in ("stage1", "stage2", "stage3"):
+        assert sha256_tree(out / stage) == sha256_tree(root / stage), stage
+    for split in ("val", "test"):   # the LOCK names its manifest's path, which differs here
+        assert verify_lock(out / split)["sequences"] == verify_lock(root / split)["sequences"], split

@@ -145,7 +145,7 @@ def test_detector_inference(trained, data_yaml):
         assert (boxes["x"] >= -1).all() and (boxes["x"] + boxes["w"] <= 97).all()
         assert (boxes["y"] >= -1).all() and (boxes["y"] + boxes["h"] <= 65).all()
     assert detector.imgsz == 64
-    assert yolo.Detector(result.best, conf=0.1, iou=0.7, imgsz=None, threads=1).imgsz == 64  # trained size
+    assert yolo.Detector(result.best, conf=0.1, iou=0.7, imgsz=None, max_det=300, threads=1).imgsz == 64  # trained size
 
 
 def test_evaluate_detector_keys(trained, data_yaml):

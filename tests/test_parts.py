@@ -12,7 +12,7 @@ from stagetrack.data import mot
 from stagetrack.data.sequence import IGNORE, PERSON, VEHICLE, Sequence, empty_boxes
 from stagetrack.errors import CheckpointError, DataError
 from stagetrack.evaluate import intervals, parts
-from stagetrack.evaluate.pipeline import best_earlier, forgetting, forgot_parts
+from stagetrack.evaluate.changes import best_earlier, forgetting, forgot_parts
 
 
 def boxes(rows: list[tuple]) -> np.ndarray:

@@ -69,7 +69,7 @@ def test_data_mix_rows_one_per_split_and_source():
 
 
 def test_change_vs_previous_keeps_the_hota_per_class_of_consecutive_stages():
-    from stagetrack.evaluate.pipeline import change_vs_previous
+    from stagetrack.evaluate.changes import change_vs_previous
 
     def row(delta: float) -> dict:
         return {"delta": delta, "lo": delta - 1, "hi": delta + 1, "verdict": "indistinguishable"}

@@ -176,7 +176,7 @@ def test_from_boxes_clips_to_image(random_weights):
     # floor/ceil then clip: [10:31] x [5:35]; [0:10] x [0:15]; [70:80] x [50:60]; fully outside -> 1 px at the corner
     assert [c.shape[:2] for c in crops] == [(30, 21), (15, 10), (10, 10), (1, 1)]
     np.testing.assert_array_equal(crops[1], image[0:15, 0:10])
-    ext = ReidExtractor(random_weights)
+    ext = ReidExtractor(random_weights, batch_size=64)
     np.testing.assert_allclose(ext.from_boxes(image, tlwh), ext(crops), atol=1e-6)
     assert ext.from_boxes(image, np.zeros((0, 4))).shape == (0, 512)
 
@@ -209,11 +209,11 @@ def test_eval_uses_val_pid_table(tmp_path, random_weights):
     # own: pid 1 is a person in training (pids.json) but a vehicle in val (val_pids.json).
     root = write_reid_dir(tmp_path, {1: 2, 2: 2}, {1: 1, 2: 1}, {1: 2, 2: 2}, {1: "person", 2: "person"})
     (root / "val_pids.json").write_text(json.dumps({"1": {"class": "vehicle"}, "2": {"class": "vehicle"}}))
-    out = evaluate_extractor(ReidExtractor(random_weights), root, [1])
+    out = evaluate_extractor(ReidExtractor(random_weights, batch_size=64), root, [1])
     assert {k.split("/")[0] for k in out if "/" in k} == {"vehicle"}
     (root / "val_pids.json").write_text(json.dumps({"1": {"class": "vehicle"}}))
     with pytest.raises(DataError, match=r"val_pids.json: pid 2 "):
-        evaluate_extractor(ReidExtractor(random_weights), root, [1])
+        evaluate_extractor(ReidExtractor(random_weights, batch_size=64), root, [1])
 
 
 @pytest.mark.parametrize("override, key", [

@@ -129,6 +129,63 @@ def test_each_stage_lists_exactly_the_params_it_reads(smoke):
     assert not problems, "\n".join(problems)
 
 
+# params.yaml keys the smoke run's processes do not read, each with the code path that does (the
+# test below fails on any other unread key, on an entry the smoke run does read, and on an entry
+# whose field no code in src/ reads)
+READ_OFF_THE_SMOKE_PATH = {
+    "synth.*.frames": "synth's worker processes (data/synth.py; configs pickled to workers are not traced)",
+    "sources.*.split": "the BDD reader (data/bdd.py): read for a source of format bdd only",
+    "build.allow_partial": "the builder, when a stage's budget exceeds its pool (data/builder.py)",
+    "stage*.data.*.frame_budget": "the builder, for a mix that is enabled (smoke: visdrone off in stages 1-2)",
+    "stage*.data.*.replay_from": "the builder, for a mix that is enabled",
+    "tracker.costs.iou": "track/costs.blend, when a ReID or HSV cost is blended in (smoke: IoU only)",
+    "train.accumulate_steps": "stagetrack train-assoc by hand (stages pass stageN.accumulate_steps)",
+    "plan.*": "stagetrack plan (the compute plan; no DVC stage)",
+    "viz.switch_highlight_frames": "visual/truth.classify_frame, for a prediction matched to ground truth",
+}
+
+
+def _leaf_keys(data: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out += _leaf_keys(value, path + ".")   # an empty mapping ({} overrides) has nothing to read
+        else:
+            out.append(path)
+    return out
+
+
+def test_every_params_key_is_read_by_some_code_path(smoke):
+    """No dead knob: every leaf of params.yaml is read through the typed config by a process of
+    the smoke run, named as ``${key}`` in dvc.yaml, or listed above with the path that reads it."""
+    import fnmatch
+
+    repo, env, _ = smoke
+    read = set()
+    for trace in Path(env["STAGETRACK_PARAMS_TRACE"]).glob("*.json"):
+        read |= set(json.loads(trace.read_text())["keys"])
+    leaves_read = {k for k in read if not any(o.startswith(k + ".") for o in read)}
+    templated = set(re.findall(r"\$\{([^}]+)\}", (repo / "dvc.yaml").read_text()))
+    keys = _leaf_keys(yaml.safe_load((REPO / "params.yaml").read_text()))
+
+    def is_read(key: str) -> bool:
+        return key in templated or any(key == r or key.startswith(r + ".") for r in leaves_read)
+
+    unread = [k for k in keys if not is_read(k)]
+    listed = {k: next((p for p in READ_OFF_THE_SMOKE_PATH if fnmatch.fnmatchcase(k, p)), None) for k in unread}
+    assert not [k for k, p in listed.items() if p is None], \
+        f"params keys no code path reads (remove them, wire them, or list the path that reads them): " \
+        f"{[k for k, p in listed.items() if p is None]}"
+    stale = [p for p in READ_OFF_THE_SMOKE_PATH if p not in listed.values()]
+    assert not stale, f"listed as read off the smoke path but the smoke run reads them (drop the entry): {stale}"
+    code = "\n".join(path.read_text() for path in (REPO / "src").rglob("*.py"))
+    for pattern in READ_OFF_THE_SMOKE_PATH:
+        field = pattern.rsplit(".", 1)[-1]
+        if field != "*":
+            assert re.search(rf"\.{field}\b(?!\s*[:=][^=])", code), f"{pattern}: no code in src/ reads .{field}"
+
+
 def test_bytecode_and_editor_files_change_no_stage(smoke):
     """.dvcignore: a __pycache__ (pytest, an import), an editor backup or an OS file appearing in
     a dependency folder leaves every stage up to date."""

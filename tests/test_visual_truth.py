@@ -17,6 +17,7 @@ from stagetrack.data import mot
 from stagetrack.data.sequence import IGNORE, PERSON, VEHICLE, Sequence, empty_boxes
 from stagetrack.errors import StagetrackError
 from stagetrack.visual import truth
+from stagetrack.evaluate.config import EvalConfig
 from stagetrack.visual.config import VizConfig
 from stagetrack.visual.truth import (COLOURS, MISSED_COLOUR, FrameTruth, IdentityHistory, Status, classify_frame,
                                      classify_sequence, draw_frame, render_sequence)
@@ -40,8 +41,8 @@ def by_id(t: FrameTruth) -> dict[int, Status]:
     return {int(i): Status(int(s)) for i, s in zip(t.pred["id"], t.status)}
 
 
-def run_seq(gt: np.ndarray, pred: np.ndarray, length: int, **kw) -> list[FrameTruth]:
-    return list(classify_sequence(gt, pred, length, VizConfig(**kw)))
+def run_seq(gt: np.ndarray, pred: np.ndarray, length: int, coverage: float = 0.5, **kw) -> list[FrameTruth]:
+    return list(classify_sequence(gt, pred, length, VizConfig(**kw), ignore_coverage=coverage))
 
 
 # ----------------------------------------------------------------------------- classification
@@ -135,7 +136,7 @@ def test_an_earlier_match_is_kept_while_it_still_overlaps():
 
 def test_classify_frame_updates_the_history_in_place():
     history = IdentityHistory()
-    classify_frame(rows((1, 1, BOX_A)), rows((1, 10, BOX_A)), 1, history, VizConfig())
+    classify_frame(rows((1, 1, BOX_A)), rows((1, 10, BOX_A)), 1, history, VizConfig(), ignore_coverage=0.5)
     assert history.pred_of_gt == {(PERSON, 1): 10} and history.gt_of_pred == {(PERSON, 10): 1}
 
 
@@ -213,10 +214,10 @@ def read_video(path: Path) -> list[np.ndarray]:
 def test_render_sequence_writes_a_readable_mp4_and_a_contact_sheet(tmp_path, max_frames, expected):
     seq = make_sequence(tmp_path)
     cfg = VizConfig(max_frames=max_frames, sheet_frames=3, sheet_cols=2, sheet_width=200)
-    mp4, png = render_sequence(seq, predictions(3), tmp_path / "out", cfg)
+    mp4, png = render_sequence(seq, predictions(3), tmp_path / "out", cfg, ignore_coverage=0.5)
     assert (mp4, png) == (tmp_path / "out" / "SEQ-1.mp4", tmp_path / "out" / "SEQ-1.png")
     assert sorted(p.name for p in mp4.parent.iterdir()) == ["SEQ-1.mp4", "SEQ-1.png"]  # no temporaries left
-    first = draw_frame(cv2.imread(str(seq.image(1))), next(classify_sequence(seq.boxes, predictions(3), 3, cfg)),
+    first = draw_frame(cv2.imread(str(seq.image(1))), next(classify_sequence(seq.boxes, predictions(3), 3, cfg, ignore_coverage=0.5)),
                        3, cfg)
     video = read_video(mp4)
     assert len(video) == expected
@@ -239,7 +240,7 @@ def test_sheet_frames_are_evenly_spaced_and_include_the_ends():
 def test_box_only_sequence_is_drawn_on_grey(tmp_path, caplog):
     seq = make_sequence(tmp_path, images=False)
     with caplog.at_level(logging.WARNING):
-        mp4, png = render_sequence(seq, predictions(3), tmp_path / "out", VizConfig(sheet_frames=2))
+        mp4, png = render_sequence(seq, predictions(3), tmp_path / "out", VizConfig(sheet_frames=2), ignore_coverage=0.5)
     assert "0 of 3 frames have an image" in caplog.text
     assert len(read_video(mp4)) == 3 and png.is_file()
 
@@ -248,7 +249,7 @@ def test_render_domains_takes_the_first_videos_of_each_domain(tmp_path):
     seq = make_sequence(tmp_path)
     other = dataclasses.replace(seq, name="SEQ-2")
     paths = truth.render_domains({"toy": [seq, other]}, {"SEQ-1": predictions(3), "SEQ-2": predictions(3)},
-                                 tmp_path / "viz", VizConfig(seqs_per_domain=1, sheet_frames=2))
+                                 tmp_path / "viz", VizConfig(seqs_per_domain=1, sheet_frames=2), ignore_coverage=0.5)
     assert paths == [(tmp_path / "viz" / "toy" / "SEQ-1.mp4", tmp_path / "viz" / "toy" / "SEQ-1.png")]
 
 
@@ -319,25 +320,27 @@ def test_cli_stage_needs_params(viz_cli, tmp_path, capsys):
 
 
 def test_cli_stage_tracks_with_the_stage_models(viz_cli, tmp_path, monkeypatch):
-    """The --stage path: evaluate_stage's headline result file becomes the rendered predictions."""
+    """The --stage path tracks only the headline variant (track_stage(headline_only=True)) and
+    draws its rows; nothing is written to read back."""
+    import stagetrack.artifacts as artifacts
     import stagetrack.evaluate.pipeline as pipeline
 
     write_val(tmp_path)
     calls = []
 
-    def fake_evaluate_stage(params, val, models, *, results_dir):
-        calls.append((sorted(val), [s.name for s in val["toy"]], models))
-        mot.write_txt(results_dir / "learned" / "toy" / "SEQ-1.txt", predictions(3), "result")
-        metrics = {"toy": {"combined": {"HOTA": 1.0, "IDF1": 2.0, "IDSW": 0}}}
-        return {"headline": "learned", "learned": metrics}
+    def fake_track_stage(params, val, models, *, headline_only):
+        calls.append((sorted(val), [s.name for s in val["toy"]], models, headline_only))
+        return pipeline.StageTracks({"learned": {"SEQ-1": predictions(3)}}, {}, "learned", 0.5, None)
 
-    monkeypatch.setattr(pipeline, "evaluate_stage", fake_evaluate_stage)
-    monkeypatch.setattr(pipeline.StageModels, "find", classmethod(lambda cls, d: f"models of {d}"))
+    monkeypatch.setattr(pipeline, "track_stage", fake_track_stage)
+    monkeypatch.setattr(pipeline, "score", lambda gt, preds, cfg: {"toy": {"combined": {"HOTA": 1.0, "IDF1": 2.0,
+                                                                                         "IDSW": 0}}})
+    monkeypatch.setattr(artifacts.StageModels, "find", classmethod(lambda cls, d: f"models of {d}"))
     import stagetrack.config as config
 
-    monkeypatch.setattr(config, "command_params", lambda path: argparse.Namespace(viz=VizConfig(sheet_frames=2)))
+    monkeypatch.setattr(config, "command_params", lambda path: argparse.Namespace(viz=VizConfig(sheet_frames=2), eval=EvalConfig()))
     assert viz_cli("--seq", "SEQ-1", "--data", "data", "--stage", "stage2", "--out", "viz") == 0
-    assert calls == [(["toy"], ["SEQ-1"], "models of models/stage2")]
+    assert calls == [(["toy"], ["SEQ-1"], "models of models/stage2", True)]
     out = tmp_path / "viz" / "stage2"
     assert sorted(p.name for p in out.iterdir()) == ["SEQ-1.mp4", "SEQ-1.png", "SEQ-1.txt"]
     assert len(mot.read_txt(out / "SEQ-1.txt", "result")) == 6

@@ -1,12 +1,12 @@
 """The DVC `eval` stage (``stagetrack evaluate-stages``): score, then draw.
 
 Data flows one way: :func:`stagetrack.evaluate.pipeline.run_eval` loads the locked val videos
-once, reads each stage's own validation tracks and part records, scores them and writes
-``metrics/eval.json``, tracks the locked test videos for ``metrics/test.json``, and hands the
-final stage's val tracks to :func:`stagetrack.visual.truth.render_results`, which draws the
-GT-vs-prediction videos. Evaluation imports no drawing code and drawing imports evaluation
-only to track a video itself (``stagetrack viz --stage``): no import cycle
-(``tests/test_imports.py``).
+once (:mod:`stagetrack.artifacts`), reads each stage's own validation tracks and part records
+once, scores them and writes ``metrics/eval.json``, hands the headline's val tracks, as scored,
+to :func:`stagetrack.visual.truth.render_results` (drawn from memory, nothing read back), and
+tracks the locked test videos for ``metrics/test.json``. Evaluation imports no drawing code and
+drawing imports evaluation only to track a video itself (``stagetrack viz --stage``, the
+headline variant only): no import cycle (``tests/test_imports.py``).
 """
 
 from __future__ import annotations

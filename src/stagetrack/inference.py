@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.sequence import IGNORE, Sequence, empty_boxes, tlbr, tlwh
+from .data.sequence import IGNORE, Sequence, empty_boxes, tlwh
+from .geometry import box_iou_tlwh, match_by_iou
 from .io import read_image
 from .track.config import TrackerConfig
 from .track.costs import hsv_histogram
@@ -130,19 +131,15 @@ def gt_observations(seq: Sequence, embed: Embedder | None, cfg: TrackerConfig, r
 
 
 def match_gt_ids(dets: np.ndarray, gt: np.ndarray, min_iou: float = 0.5) -> np.ndarray:
-    """Ground-truth id of each detection (same class, Hungarian on IoU >= ``min_iou``), else -1."""
-    from .track.costs import iou_distance
-    from .track.matching import linear_assignment
-
+    """Ground-truth id of each detection (same class, the evaluation's matching at IoU >= ``min_iou``), else -1."""
     out = np.full(len(dets), -1, np.int64)
     gt = gt[gt["cls"] != IGNORE]
     if not len(dets) or not len(gt):
         return out
-    cost = iou_distance(tlbr(dets), tlbr(gt))
-    cost[dets["cls"][:, None] != gt["cls"][None, :]] = np.inf
-    matches, _, _ = linear_assignment(cost, 1.0 - min_iou)
-    for d, g in matches:
-        out[d] = gt["id"][g]
+    iou = box_iou_tlwh(tlwh(dets), tlwh(gt))
+    iou[dets["cls"][:, None] != gt["cls"][None, :]] = 0.0
+    rows, cols = match_by_iou(iou, min_iou)
+    out[rows] = gt["id"][cols]
     return out
 
 

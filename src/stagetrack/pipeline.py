@@ -155,7 +155,8 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
                 timings_dir: Path = Path("timings")) -> dict:
     from .assoc.train import train_assoc
     from .detect.yolo import train_detector
-    from .evaluate.pipeline import VAL_RESULTS, StageModels, evaluate_stage, load_locked
+    from .artifacts import VAL_RESULTS, StageModels, load_locked
+    from .evaluate.pipeline import evaluate_stage
     from .reid.features import ReidExtractor
     from .reid.train import train_reid
     from .reid.evaluate import cmc_rows
@@ -225,7 +226,7 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     assoc_outputs["live"] = live_root / "assoc"
     assoc = resume.restore("assoc", assoc_outputs)
     if assoc is None:
-        extractor = ReidExtractor(StageModels.find(out).reid, device=device)
+        extractor = ReidExtractor(StageModels.find(out).reid, device=device, batch_size=params.reid.feature_batch)
         samples = log_assoc_samples(params, stage, stage_data / "assoc", extractor.from_boxes, out / "assoc_samples")
         log_assoc_samples(params, stage, stage_data / "selection", extractor.from_boxes, out / "assoc_selection",
                           stream=1)

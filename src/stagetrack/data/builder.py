@@ -443,14 +443,27 @@ class Builder:
         self.out = Path(out)
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.manifest = load_manifest(self.cfg.manifest, params)
-        self.size = (self.cfg.reid_width, self.cfg.reid_height)
+        self.size = (params.reid.width, params.reid.height)   # crops at the ReID model's input size
+        self._sequences: dict[tuple[str, str], Sequence] = {}   # each video read once per build
 
     def _used_sources(self) -> list[str]:
         used = {s for st in STAGES for s, m in self.params.stage(st).data.items() if m.enabled and m.frame_budget > 0}
         return sorted(used | set(self.manifest.locked))
 
     def _read(self, source: str, video: str) -> Sequence:
-        return sources.read_video(self.params.sources[source], video, source=source)
+        """The video as its reader gives it, read on first use and kept for the rest of the build
+        (planning needs every pool video's length, the exports their boxes: one read serves both)."""
+        key = (source, video)
+        if key not in self._sequences:
+            self._sequences[key] = sources.read_video(self.params.sources[source], video, source=source)
+        return self._sequences[key]
+
+    def _forget_unused(self, plan: ClipPlan) -> None:
+        """Drop the pool videos no stage took (read for their length only) before the exports."""
+        used = {(source, clip.video) for clips_by_source in [*plan.stages.values(), plan.held_out]
+                for source, clips in clips_by_source.items() for clip in clips}
+        for key in [k for k in self._sequences if k not in used]:
+            del self._sequences[key]
 
     def _map(self, fn, items: list) -> list:
         from tqdm import tqdm
@@ -494,6 +507,7 @@ class Builder:
 
     def run(self) -> dict:
         plan = self.plan()
+        self._forget_unused(plan)
         if self.out.exists():
             shutil.rmtree(self.out)
         report = {split: self.export_locked(split) for split in SPLITS}

@@ -15,7 +15,6 @@ class SourceConfig:
 
     format: Format = "mot"
     root: str = ""
-    domain: Literal["ground", "aerial"] = "ground"
     # dataset category label -> project class; labels not listed are ignored regions;
     # empty = the format's default map (stagetrack.data.sources.DEFAULT_CLASS_MAPS)
     class_map: dict[str, ClassName] = field(default_factory=dict)
@@ -63,8 +62,6 @@ class BuildConfig:
     clip_length: int = 20
     clip_stride: int = 1
     allow_partial: bool = False
-    reid_height: int = 128
-    reid_width: int = 64
     reid_min_height: int = 16
     reid_max_per_track: int = 12
     selection_clips: int = 2

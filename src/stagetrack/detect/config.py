@@ -38,7 +38,7 @@ class DetectorConfig:
     epochs: int = 12
     batch: int = 8
     imgsz: int = 320
-    patience: int = 100
+    patience: int = 0
     save_period: int = -1
     cache: bool = False
     workers: int = 0

@@ -399,8 +399,8 @@ class Detector:
     threads (0 = every core; ultralytics alone would use cores - 1).
     """
 
-    def __init__(self, weights: Path, *, conf: float, iou: float, imgsz: int | None, max_det: int = 300,
-                 device: str = "cpu", threads: int = 0) -> None:
+    def __init__(self, weights: Path, *, conf: float, iou: float, imgsz: int | None, max_det: int,
+                 device: str = "cpu", threads: int) -> None:
         weights = Path(weights)
         if not weights.is_file():
             raise CheckpointError("detector weights not found", file=weights)

@@ -34,7 +34,8 @@ import numpy as np
 from ..data import mot
 from ..data.sequence import CLASSES, IGNORE, Sequence, tlwh
 from ..errors import CheckpointError, DataError
-from .preprocess import MATCH_IOU, box_iou_tlwh, ignore_coverage_tlwh
+from ..geometry import box_iou_tlwh
+from .preprocess import MATCH_IOU, ignore_coverage_tlwh
 
 DETECTIONS = "detections"            # val_results/detections/<source>/<video>.txt
 REID_QUERIES = "reid_queries.json"   # val_results/reid_queries.json
@@ -72,6 +73,13 @@ def average_precision(conf: np.ndarray, tp: np.ndarray, n_gt: int) -> float:
     return float(np.trapezoid(np.interp(x, mrec, mpre), x))
 
 
+def _by_frame(rows: np.ndarray, length: int):
+    """``frame -> rows of that frame`` (in their original order), from one stable sort."""
+    rows = rows[np.argsort(rows["frame"], kind="stable")]
+    bounds = np.searchsorted(rows["frame"], np.arange(1, length + 2))
+    return lambda frame: rows[bounds[frame - 1]:bounds[frame]]
+
+
 def match_detections(seq: Sequence, dets: np.ndarray, ignore_coverage: float) -> DetRecord:
     """Score one video's detections against its ground truth (see the module docstring)."""
     gt = seq.boxes
@@ -79,9 +87,9 @@ def match_detections(seq: Sequence, dets: np.ndarray, ignore_coverage: float) ->
     conf: dict[str, list[np.ndarray]] = {c: [] for c in CLASSES}
     tp: dict[str, list[np.ndarray]] = {c: [] for c in CLASSES}
     n_gt = {c: int((scored & (gt["cls"] == k)).sum()) for k, c in enumerate(CLASSES)}
+    gt_by_frame, det_by_frame = _by_frame(gt, seq.length), _by_frame(dets, seq.length)
     for frame in range(1, seq.length + 1):
-        g = gt[gt["frame"] == frame]
-        d = dets[dets["frame"] == frame]
+        g, d = gt_by_frame(frame), det_by_frame(frame)
         ignore = tlwh(g[g["cls"] == IGNORE])
         for k, name in enumerate(CLASSES):
             mine = d[d["cls"] == k]

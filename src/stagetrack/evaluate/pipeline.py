@@ -1,24 +1,22 @@
 """Evaluate trained stages on the locked videos (the scoring half of the DVC `eval` stage, which
 :mod:`stagetrack.evalstage` runs before drawing).
 
-:func:`evaluate_stage` runs one stage's detector, ReID model and tracker over a set of locked
-videos, once with classical association and once with the learned scorer blended in (the
-seed's evaluation tip: compare with and without the transformer), and scores both per domain
-and per class with TrackEval's metrics. Training stages call it on the locked **val** videos
-and keep the result files with their models (``models/<stage>/val_results``).
+:func:`track_stage` runs one stage's detector and ReID model over each video once and tracks the
+shared observations with every variant: classical, the learned scorer blended in (the seed's
+evaluation tip: compare with and without the transformer) and no association at all;
+:func:`evaluate_stage` scores them per domain and class with TrackEval's metrics. Training stages
+call it on the locked **val** videos and keep the result files with their models
+(``models/<stage>/val_results``), with the detector's own boxes and the ReID model's rank-1 per
+locked val query (:mod:`.parts`).
 
-Beside the tracks they keep the detector's own boxes and the ReID model's rank-1 per locked val
-query (:mod:`.parts`).
-
-The `eval` stage reads those files back (it does not track val again) for
-``metrics/eval.json``: the final stage's headline with intervals, the variants side by side,
-and where each stage forgets (:func:`stage_changes`): HOTA, DetA, AssA, IDF1 and the parts'
+The `eval` stage reads those files (it does not track val again) for ``metrics/eval.json``: the
+final stage's headline with intervals, the variants side by side, and where each stage forgets
+(:func:`stage_changes`, the math in :mod:`.changes`): HOTA, DetA, AssA, IDF1 and the parts'
 AP50 and rank-1 per domain and class against the best earlier stage, paired by video, with the
-rows and parts that lost. It is also the one place that
-runs the locked **test** videos: the final stage's models track them once and
-``metrics/test.json`` reports them. Parameters are chosen on val (or the selection split);
-test is for the final report only, and no code path that chooses reads it
-(``tests/test_locked_splits.py``).
+rows and parts that lost. It is also the one place that runs the locked **test** videos: the
+final stage's models track them once and ``metrics/test.json`` reports them. Parameters are
+chosen on val (or the selection split); test is for the final report only, and no code path
+that chooses reads it (``tests/test_locked_splits.py``). Where files are: :mod:`stagetrack.artifacts`.
 """
 
 from __future__ import annotations
@@ -32,49 +30,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import VAL_RESULTS, StageModels, load_locked, read_results
 from ..config import STAGES, Params
 from ..data import mot
 from ..data.builder import verify_lock
-from ..data.sequence import Sequence, empty_boxes
-from ..errors import CheckpointError, ConfigError
+from ..data.sequence import Sequence
+from ..errors import ConfigError
 from ..io import atomic_write_json
+from .changes import TRACK_FIELDS, change_vs_previous, forgetting, forgot_parts
 from .config import EvalConfig
-from .intervals import LOSS, bootstrap, interval_values, paired, paired_values
+from .intervals import bootstrap, interval_values, paired_values
 from .metrics import Raw, combine, sequence_results
-from .parts import DETECTIONS, REID_QUERIES, PartRecords, detection_rows, read_part_records
+from .parts import DETECTIONS, REID_QUERIES, detection_rows, read_part_records
 
 log = logging.getLogger(__name__)
 
 HEADLINE = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
-VAL_RESULTS = "val_results"  # models/<stage>/val_results/<variant>/<source>/<video>.txt: a stage's validation tracks
 INTERVAL_FIELDS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA")
-
-
-def load_locked(locked_dir: str | Path) -> dict[str, list[Sequence]]:
-    """The locked videos of ``data/built/<split>`` per source (domain), in seqmap order."""
-    locked_dir = Path(locked_dir)
-    seqmap = (locked_dir / "seqmaps" / f"{locked_dir.name}.txt").read_text().split()[1:]
-    out: dict[str, list[Sequence]] = {}
-    for entry in seqmap:
-        source, name = entry.split("/", 1)
-        out.setdefault(source, []).append(mot.read_sequence(locked_dir / source / name, source=source))
-    return out
-
-
-@dataclasses.dataclass
-class StageModels:
-    detector: Path
-    reid: Path
-    assoc: Path | None
-
-    @classmethod
-    def find(cls, stage_dir: str | Path) -> "StageModels":
-        stage_dir = Path(stage_dir)
-        det, reid, assoc = stage_dir / "detector" / "best.pt", stage_dir / "reid" / "model.pt", stage_dir / "assoc.pt"
-        for path in (det, reid):
-            if not path.exists():
-                raise CheckpointError("missing model of a trained stage; run its stage first", file=path)
-        return cls(det, reid, assoc if assoc.exists() else None)
 
 
 def _headline(metrics: dict) -> dict:
@@ -115,16 +87,23 @@ def score_intervals(res: Raw, gt: dict[str, list[Sequence]], cfg: EvalConfig) ->
             for domain, groups in domain_groups(gt).items()}
 
 
-def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: StageModels, *,
-                   results_dir: Path | None = None, predictions: dict | None = None,
-                   reid_dir: Path | None = None) -> dict:
-    """Track the validation videos with one stage's models; classical and learned side by side.
+@dataclasses.dataclass
+class StageTracks:
+    """One stage's models run over a set of videos: what :func:`track_stage` returns."""
 
-    ``results_dir`` receives MOTChallenge result files ``<variant>/<source>/<video>.txt`` and the
-    detector's own boxes (``detections/<source>/<video>.txt``, one identity each);
-    ``predictions`` (a dict) receives ``{variant: {video: rows}}``; with ``reid_dir`` (the locked
-    val crops) the ReID model's rank-1 hit of every query goes to ``results_dir/reid_queries.json``
-    (:mod:`.parts` scores both per domain)."""
+    predictions: dict[str, dict[str, np.ndarray]]  # variant -> video -> result rows
+    detections: dict[str, np.ndarray]               # video -> the detector's own boxes (one identity each)
+    headline: str                                   # the variant `tracker.assoc.enable` makes the headline
+    assoc_weight: float
+    extractor: object                               # the stage's ReID model (for the query ranking)
+
+
+def track_stage(params: Params, val: dict[str, list[Sequence]], models: StageModels, *,
+                headline_only: bool = False) -> StageTracks:
+    """Detect and embed every video once, then track the shared observations with each variant:
+    classical, learned (when the stage has an association model) and the yardstick of no
+    association at all (every confident detection a new identity). ``headline_only`` tracks just
+    the headline variant (``stagetrack viz --stage`` draws one video)."""
     from ..assoc.scorer import resolve_learned_assoc, scorer_from_config
     from ..detect.yolo import Detector
     from ..inference import observe, track
@@ -141,43 +120,64 @@ def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: Stage
     det_cfg, device = params.detector, params.resolved_device()
     # imgsz=None: infer at the size this stage's detector was trained at (aug_max_size may cap it)
     detector = Detector(models.detector, conf=det_cfg.conf, iou=det_cfg.iou, imgsz=None,
-                        max_det=det_cfg.max_det, device=device)
-    extractor = ReidExtractor(models.reid, device=device)
+                        max_det=det_cfg.max_det, device=device, threads=det_cfg.threads)
+    extractor = ReidExtractor(models.reid, device=device, batch_size=params.reid.feature_batch)
     tcfg = dataclasses.replace(params.tracker, assoc=acfg)
     # always built when a checkpoint exists (for the side-by-side); `enable` picks the headline
     scorer = scorer_from_config(dataclasses.replace(acfg, enable=True), extractor.feature_dim, device=device) \
         if acfg.weights else None
+    headline = "learned" if (acfg.enable and scorer is not None) else "classical"
     seqs = [s for group in val.values() for s in group]
     observations = [observe(s, detector, extractor.from_boxes, tcfg) for s in seqs]
     variants = {"classical": None}
     if scorer is not None:
         variants["learned"] = scorer
-    report: dict = {"assoc_weight": tcfg.assoc.weight}
-    all_preds = {variant: {obs.name: track(obs, tcfg, scorer=sc) for obs in observations}
-                 for variant, sc in variants.items()}
-    # the yardstick of no association at all: every confident detection is a new identity
-    all_preds["new_id_per_box"] = {o.name: detection_rows(o.frames, tcfg.track_high_thresh) for o in observations}
-    if results_dir is not None:
-        by_name = {o.name: o for o in observations}
+    if headline_only:
+        variants = {headline: variants[headline]}
+    preds = {variant: {obs.name: track(obs, tcfg, scorer=sc) for obs in observations}
+             for variant, sc in variants.items()}
+    if not headline_only:
+        preds["new_id_per_box"] = {o.name: detection_rows(o.frames, tcfg.track_high_thresh) for o in observations}
+    return StageTracks(preds, {o.name: detection_rows(o.frames) for o in observations}, headline,
+                       tcfg.assoc.weight, extractor)
+
+
+def write_tracks(run: StageTracks, val: dict[str, list[Sequence]], results_dir: Path) -> None:
+    """MOTChallenge result files ``<variant>/<source>/<video>.txt`` and the detector's own boxes
+    ``detections/<source>/<video>.txt`` under ``results_dir``."""
+    for source, group in val.items():
+        for s in group:
+            mot.write_txt(results_dir / DETECTIONS / source / f"{s.name}.txt", run.detections[s.name], "result")
+    for variant, preds in run.predictions.items():
         for source, group in val.items():
             for s in group:
-                mot.write_txt(results_dir / DETECTIONS / source / f"{s.name}.txt", detection_rows(by_name[s.name].frames),
-                              "result")
+                mot.write_txt(results_dir / variant / source / f"{s.name}.txt", preds[s.name], "result")
+
+
+def evaluate_stage(params: Params, val: dict[str, list[Sequence]], models: StageModels, *,
+                   results_dir: Path | None = None, predictions: dict | None = None,
+                   reid_dir: Path | None = None) -> dict:
+    """Track the validation videos with one stage's models (:func:`track_stage`) and score each
+    variant per domain and class.
+
+    ``results_dir`` receives the result files (:func:`write_tracks`); ``predictions`` (a dict)
+    receives ``{variant: {video: rows}}``; with ``reid_dir`` (the locked val crops) the ReID
+    model's rank-1 hit of every query goes to ``results_dir/reid_queries.json`` (:mod:`.parts`
+    scores both per domain)."""
+    run = track_stage(params, val, models)
+    if results_dir is not None:
+        write_tracks(run, val, results_dir)
         if reid_dir is not None:
             from ..reid.evaluate import evaluate_queries
 
-            atomic_write_json(results_dir / REID_QUERIES, evaluate_queries(extractor, reid_dir))
-    for variant, preds in all_preds.items():
+            atomic_write_json(results_dir / REID_QUERIES, evaluate_queries(run.extractor, reid_dir))
+    report: dict = {"assoc_weight": run.assoc_weight}
+    for variant, preds in run.predictions.items():
         report[variant] = score(val, preds, params.eval)
-        if predictions is not None:
-            predictions[variant] = preds
-        if results_dir is not None:
-            for source, group in val.items():
-                for s in group:
-                    mot.write_txt(results_dir / variant / source / f"{s.name}.txt", preds[s.name], "result")
-    report["headline"] = "learned" if (acfg.enable and scorer is not None) else "classical"
+    if predictions is not None:
+        predictions.update(run.predictions)
+    report["headline"] = run.headline
     return report
-
 
 
 def stage_plot_rows(stage_metrics: dict[str, dict]) -> tuple[list[dict], list[dict]]:
@@ -194,88 +194,6 @@ def stage_plot_rows(stage_metrics: dict[str, dict]) -> tuple[list[dict], list[di
             per_class += [{"label": f"{stage} {domain}/{cls}", "stage": stage, "domain": domain, "class": cls,
                            "HOTA": vals["HOTA"]} for cls, vals in table.items() if cls != "combined"]
     return by_stage, per_class
-
-
-def read_results(folder: Path, val: dict[str, list[Sequence]]) -> dict[str, np.ndarray]:
-    """Result rows of every validation video from ``folder/<source>/<video>.txt``."""
-    out = {}
-    for source, group in val.items():
-        for seq in group:
-            path = folder / source / f"{seq.name}.txt"
-            if not path.is_file():
-                raise CheckpointError("validation results of a trained stage are missing; re-run the stage",
-                                      file=path)
-            out[seq.name] = mot.read_txt(path, "result")
-    return out
-
-
-TRACK_FIELDS = ("HOTA", "DetA", "AssA", "IDF1")  # the tracking rows of the stage comparisons
-# which part a loss in a field points at (HOTA and IDF1 are the whole tracker)
-PART_OF_FIELD = {"DetA": "detection", "AssA": "association", "AP50": "detector", "mAP50": "detector",
-                 "rank1": "reid"}
-
-
-def _split_key(key: str) -> tuple[str, str]:
-    """``"bdd_vehicle_DetA"`` -> ``("bdd_vehicle", "DetA")``; ``"bdd_mAP50"`` -> ``("bdd", "mAP50")``."""
-    row, field = key.rsplit("_", 1)
-    return row, field
-
-
-def best_earlier(points: dict[str, dict[str, float]], stage: str, key: str) -> str | None:
-    """The stage before ``stage`` with the highest value on all val videos of what ``key`` is
-    judged by: the row's HOTA for a tracking field, the key itself for a part's (the first such
-    stage on a tie); None when no earlier stage has it."""
-    row, field = _split_key(key)
-    judge = f"{row}_HOTA" if field in TRACK_FIELDS else key
-    earlier = [s for s in STAGES[: STAGES.index(stage)] if judge in points.get(s, {}) and key in points[s]]
-    return max(earlier, key=lambda s: points[s][judge]) if earlier else None
-
-
-def forgetting(points: dict[str, dict[str, float]], changes: dict[tuple[str, str], dict[str, dict]]) -> dict:
-    """Per later stage, every key against its :func:`best_earlier` stage: the paired change of
-    ``changes[(earlier, stage)]`` with ``vs`` naming the earlier stage (negative = forgot)."""
-    out = {}
-    for stage in STAGES[1:]:
-        rows = {}
-        for key in sorted(points.get(stage, {})):
-            before = best_earlier(points, stage, key)
-            if before is not None and key in changes.get((before, stage), {}):
-                rows[key] = {**changes[(before, stage)][key], "vs": before}
-        if rows:
-            out[stage] = rows
-    return out
-
-
-def change_vs_previous(changes: dict[tuple[str, str], dict[str, dict]]) -> dict:
-    """Per stage, the paired change of HOTA per domain and class (``<domain>_<class>_HOTA``)
-    against the stage just before it."""
-    return {stage: {k: row for k, row in sorted(changes[(before, stage)].items())
-                    if _split_key(k)[1] == "HOTA" and k.count("_") == 2}
-            for before, stage in zip(STAGES, STAGES[1:]) if (before, stage) in changes}
-
-
-def forgot_parts(table: dict[str, dict[str, dict]]) -> dict:
-    """Which part forgot: per stage, every row (``<domain>_<class>``, or ``<domain>`` for a part's
-    pooled score) with a ``loss`` verdict, as ``{"HOTA": "loss"?, "parts": [detection, association,
-    detector, reid]}`` (DetA, AssA, the detector's AP50 and the ReID rank-1 that lost)."""
-    out: dict[str, dict] = {}
-    for stage, rows in table.items():
-        found: dict[str, dict] = {}
-        for key, row in rows.items():
-            if row["verdict"] != LOSS:
-                continue
-            name, field = _split_key(key)
-            if field == "HOTA":
-                found.setdefault(name, {"parts": []})["HOTA"] = LOSS
-            elif field in PART_OF_FIELD:
-                parts = found.setdefault(name, {"parts": []})["parts"]
-                if PART_OF_FIELD[field] not in parts:
-                    parts.append(PART_OF_FIELD[field])
-        for entry in found.values():
-            entry["parts"] = sorted(entry["parts"], key=list(dict.fromkeys(PART_OF_FIELD.values())).index)
-        if found:
-            out[stage] = dict(sorted(found.items()))
-    return out
 
 
 def stage_changes(params: Params, val: dict[str, list[Sequence]], models: Path, variant: str) -> dict:
@@ -349,15 +267,15 @@ def report_split(params: Params, gt: dict[str, list[Sequence]], preds: dict[str,
     }
 
 
-Render = Callable[[dict[str, list[Sequence]], Path, str], None]  # (val videos, results dir, variant)
+Render = Callable[[dict[str, list[Sequence]], dict[str, np.ndarray], Path], None]  # (val videos, rows per video, out)
 
 
 def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, results: Path,
              render: Render | None = None) -> dict:
     """``metrics/eval.json`` from the stages' own validation results, ``metrics/test.json`` from
     tracking the locked test videos once with the final stage's models. ``render`` (the eval
-    stage passes :func:`stagetrack.visual.truth.render_results`) draws the final stage's val
-    tracks from ``results`` once they are there; evaluation itself imports no drawing code."""
+    stage passes :func:`stagetrack.visual.truth.render_results`) draws the headline's val tracks,
+    as read for scoring, into ``results/viz``; evaluation itself imports no drawing code."""
     verify_lock(data / "val")
     verify_lock(data / "test")
     val = load_locked(data / "val")
@@ -375,7 +293,7 @@ def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, result
     for variant in val_preds:  # the final stage's validation tracks, for review (and the viz)
         shutil.copytree(val_dir / variant, results / variant)
     if render is not None:
-        render(val, results, headline)
+        render(val, val_preds[headline], results / "viz")
     atomic_write_json(metrics_dir / "eval.json", out)
 
     # the final report on the locked test videos: tracked here and nowhere else

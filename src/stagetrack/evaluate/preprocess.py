@@ -40,11 +40,10 @@ import logging
 from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from trackeval.datasets._base_dataset import _BaseDataset
 
 from ..data.sequence import CLASSES, IGNORE, PERSON, Sequence, sort_boxes, tlwh
 from ..errors import ConfigError, DataError
+from ..geometry import box_iou_tlwh, match_by_iou
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +56,6 @@ MOT_CLASS_NUMBERS = frozenset(range(1, 14))
 MOT_DISTRACTORS = frozenset({2, 7, 8, 12})  # person_on_vehicle, static_person, distractor, reflection
 
 MATCH_IOU = 0.5  # TrackEval's distractor-matching threshold (hard-coded there too)
-_EPS = np.finfo("float").eps
-
-
-def box_iou_tlwh(a_tlwh: np.ndarray, b_tlwh: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of tlwh boxes, computed by TrackEval's own function (bit-identical)."""
-    return _BaseDataset._calculate_box_ious(a_tlwh, b_tlwh, box_format="xywh")
 
 
 def ignore_coverage_tlwh(boxes_tlwh: np.ndarray, regions_tlwh: np.ndarray) -> np.ndarray:
@@ -159,15 +152,6 @@ def _check_unique(rows: np.ndarray, seq: Sequence, what: str, cls: int) -> None:
         )
 
 
-def _match(sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """TrackEval's distractor matching: Hungarian on IoU, pairs below 0.5 do not match."""
-    scores = sim.copy()
-    scores[scores < MATCH_IOU - _EPS] = 0
-    rows, cols = linear_sum_assignment(-scores)
-    keep = scores[rows, cols] > 0 + _EPS
-    return rows[keep], cols[keep]
-
-
 def _relabel(ids_per_frame: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
     nonempty = [ids for ids in ids_per_frame if len(ids)]
     if not nonempty:
@@ -204,7 +188,7 @@ def sequence_data(seq: Sequence, pred: np.ndarray, cls: int, *, mode: str = "pro
         sim = box_iou_tlwh(g_tlwh, p_tlwh)
         remove = np.zeros(len(p_tlwh), dtype=bool)
         if distractor is not None and len(g_tlwh) and len(p_tlwh) and distractor[g].any():
-            rows, cols = _match(sim)
+            rows, cols = match_by_iou(sim, MATCH_IOU)  # TrackEval's distractor matching
             remove[cols[distractor[g][rows]]] = True
             if use_regions:
                 unmatched = np.ones(len(p_tlwh), dtype=bool)

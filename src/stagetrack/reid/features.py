@@ -39,14 +39,15 @@ def crop_tlwh(image: np.ndarray, tlwh: np.ndarray) -> list[np.ndarray]:
 class ReidExtractor:
     """Batched, L2-normalised OSNet embeddings of BGR crops."""
 
-    def __init__(self, weights: Path, *, device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(self, weights: Path, *, device: str = "cpu", batch_size: int) -> None:
+        """``batch_size``: crops per forward pass (params ``reid.feature_batch``)."""
         model, meta = load_model(Path(weights), device)
         self._setup(model, height=int(meta["height"]), width=int(meta["width"]), device=device,
                     batch_size=batch_size)
 
     @classmethod
     def from_model(cls, model: nn.Module, *, height: int, width: int, device: str = "cpu",
-                   batch_size: int = 64) -> ReidExtractor:
+                   batch_size: int) -> ReidExtractor:
         """Wrap a model in memory (used to evaluate during training); it is put in eval mode."""
         self = cls.__new__(cls)
         self._setup(model, height=height, width=width, device=device, batch_size=batch_size)

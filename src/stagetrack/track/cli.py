@@ -48,13 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="device for ReID and the learned scorer (default: params `device`)")
 
 
-def load_tracker_params(path: Path | None) -> tuple[TrackerConfig, AssocConfig, str]:
+def load_tracker_params(path: Path | None) -> tuple[TrackerConfig, AssocConfig, str, int]:
     """The ``tracker`` and ``assoc`` sections of ``path`` (else ./params.yaml: an error without
-    it), and the device."""
+    it), the device and the ReID feature batch."""
     from ..config import command_params
 
     params = command_params(path)
-    return params.tracker, params.assoc, params.device
+    return params.tracker, params.assoc, params.device, params.reid.feature_batch
 
 
 def track_sequence(seq: Sequence, cfg: TrackerConfig, *, embedder: Any = None, scorer: Any = None,
@@ -85,7 +85,7 @@ def track_sequence(seq: Sequence, cfg: TrackerConfig, *, embedder: Any = None, s
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg, assoc_cfg, device = load_tracker_params(args.params)
+    cfg, assoc_cfg, device, feature_batch = load_tracker_params(args.params)
     device = resolve_device(args.device or device, field="--device" if args.device else "device")
     seq_dirs = mot.list_sequences(args.det_dir)
     if not seq_dirs:
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.reid_weights is not None:
         from ..reid.features import ReidExtractor
 
-        extractor = ReidExtractor(args.reid_weights, device=device)
+        extractor = ReidExtractor(args.reid_weights, device=device, batch_size=feature_batch)
         embedder, reid_dim = extractor.from_boxes, extractor.feature_dim
     from ..assoc.scorer import resolve_learned_assoc, scorer_from_config
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..geometry import box_iou
 from .config import CostWeights
 
 _EPS = 1e-12
@@ -36,17 +37,7 @@ def iou_distance(tlbr_a: np.ndarray, tlbr_b: np.ndarray, min_size: float = 0.0) 
 
     ``min_size`` > 0 measures boxes smaller than that (px, per side) as grown to it (:func:`grow_to`).
     """
-    a = grow_to(tlbr_a, min_size)
-    b = grow_to(tlbr_b, min_size)
-    if len(a) == 0 or len(b) == 0:
-        return np.ones((len(a), len(b)))
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return 1.0 - inter / np.maximum(union, _EPS)
+    return 1.0 - box_iou(grow_to(tlbr_a, min_size), grow_to(tlbr_b, min_size))
 
 
 def reid_distance(track_embs: np.ndarray, det_embs: np.ndarray) -> np.ndarray:

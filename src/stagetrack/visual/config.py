@@ -11,7 +11,6 @@ class VizConfig:
 
     score_thresh: float = 0.0            # predictions scoring below this are neither drawn nor matched
     match_iou: float = 0.5               # IoU at which a prediction matches a ground-truth box (same class)
-    ignore_coverage: float = 0.5         # unmatched prediction this much inside ignored regions: grey (as eval)
     switch_highlight_frames: int = 15    # an identity switch stays orange this many frames (1 = switch frame only)
     fps: float = 0.0                     # video frame rate; 0 = the sequence's own
     max_frames: int = 0                  # render the first N frames; 0 = all
@@ -25,8 +24,6 @@ class VizConfig:
     def validate(self) -> tuple[str, str] | None:
         if not 0.0 < self.match_iou <= 1.0:
             return "match_iou", f"must be in (0, 1], got {self.match_iou}"
-        if self.ignore_coverage <= 0:
-            return "ignore_coverage", f"must be > 0, got {self.ignore_coverage}"
         if self.switch_highlight_frames < 1:
             return "switch_highlight_frames", f"must be >= 1, got {self.switch_highlight_frames}"
         for name in ("fps", "font_scale"):

@@ -20,7 +20,7 @@ algorithm on IoU, pairs below ``match_iou`` never matching (the CLEAR-MOT/HOTA r
 * blue dashed: a ground-truth box that no prediction matches (missed);
 * red: a prediction that matches no ground truth (false positive);
 * grey: an unmatched prediction on an ignored region (IoU >= ``match_iou`` with an ignored box,
-  or ``ignore_coverage`` of its area inside their union), which the evaluation drops instead
+  or ``eval.ignore_coverage`` of its area inside their union), which the evaluation drops instead
   of counting it as a false positive.
 
 Predictions are labelled with their class's initial and id (``p7`` person 7, ``v3`` vehicle 3).
@@ -36,22 +36,20 @@ import dataclasses
 import enum
 import logging
 import math
-import tempfile
 from collections.abc import Iterator, Mapping
 from itertools import islice
 from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..config import DEFAULT_PARAMS, STAGES, Params
 from ..data import mot
-from ..data.sequence import CLASSES, IGNORE, Sequence, sort_boxes, tlbr, tlwh
+from ..data.sequence import CLASSES, IGNORE, Sequence, sort_boxes, tlwh
 from ..errors import ConfigError, DataError, StagetrackError
 from ..evaluate.preprocess import ignore_coverage_tlwh
+from ..geometry import EPS, box_iou_tlwh, match_by_iou
 from ..io import atomic_path, read_image
-from ..track.costs import iou_distance
 from .config import VizConfig
 
 log = logging.getLogger(__name__)
@@ -128,18 +126,14 @@ def match_boxes(gt: np.ndarray, pred: np.ndarray, min_iou: float, keep: np.ndarr
     """
     if not len(gt) or not len(pred):
         return np.empty((0, 2), dtype=np.int64)
-    iou = 1.0 - iou_distance(tlbr(gt), tlbr(pred))                  # (G, P)
+    iou = box_iou_tlwh(tlwh(gt), tlwh(pred))                        # (G, P), the evaluation's IoU
     iou[gt["cls"][:, None] != pred["cls"][None, :]] = 0.0
-    score = np.where(iou >= min_iou - 1e-9, iou, 0.0)
-    if keep is not None:
-        score = score + 1000.0 * (keep & (score > 0))
-    rows, cols = linear_sum_assignment(-score)
-    valid = score[rows, cols] > 0
-    return np.stack([rows[valid], cols[valid]], axis=1).astype(np.int64)
+    rows, cols = match_by_iou(iou, min_iou, keep)
+    return np.stack([rows, cols], axis=1).astype(np.int64)
 
 
 def classify_frame(gt: np.ndarray, pred: np.ndarray, frame: int, history: IdentityHistory,
-                   cfg: VizConfig) -> FrameTruth:
+                   cfg: VizConfig, *, ignore_coverage: float) -> FrameTruth:
     """Classify one frame's predictions and ground truth (all rows of the frame, any class).
 
     ``history`` holds the earlier frames' matches and is updated in place; feed frames in order.
@@ -168,22 +162,24 @@ def classify_frame(gt: np.ndarray, pred: np.ndarray, frame: int, history: Identi
         matched_gt[p] = gkey[1]
     free = np.setdiff1d(np.arange(len(pred)), pairs[:, 1])
     if len(free) and len(regions):
-        on_region = (1.0 - iou_distance(tlbr(pred[free]), tlbr(regions))).max(axis=1) >= cfg.match_iou - 1e-9
-        covered = ignore_coverage_tlwh(tlwh(pred[free]), tlwh(regions)) >= cfg.ignore_coverage
+        on_region = box_iou_tlwh(tlwh(pred[free]), tlwh(regions)).max(axis=1) >= cfg.match_iou - EPS
+        covered = ignore_coverage_tlwh(tlwh(pred[free]), tlwh(regions)) >= ignore_coverage
         status[free[on_region | covered]] = Status.IGNORED
     missed = np.ones(len(scored), dtype=bool)
     missed[pairs[:, 0]] = False
     return FrameTruth(frame, pred, status, matched_gt, switched, scored[missed])
 
 
-def classify_sequence(gt: np.ndarray, pred: np.ndarray, length: int, cfg: VizConfig) -> Iterator[FrameTruth]:
+def classify_sequence(gt: np.ndarray, pred: np.ndarray, length: int, cfg: VizConfig, *,
+                      ignore_coverage: float) -> Iterator[FrameTruth]:
     """:func:`classify_frame` over frames 1..``length`` (rows of any frame order, ANN_DTYPE)."""
     gt, pred = sort_boxes(gt), sort_boxes(pred)
     gb = np.searchsorted(gt["frame"], np.arange(1, length + 2))
     pb = np.searchsorted(pred["frame"], np.arange(1, length + 2))
     history = IdentityHistory()
     for f in range(1, length + 1):
-        yield classify_frame(gt[gb[f - 1]:gb[f]], pred[pb[f - 1]:pb[f]], f, history, cfg)
+        yield classify_frame(gt[gb[f - 1]:gb[f]], pred[pb[f - 1]:pb[f]], f, history, cfg,
+                             ignore_coverage=ignore_coverage)
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -320,8 +316,11 @@ def _frame_image(seq: Sequence, frame: int) -> np.ndarray:
     return read_image(seq.image(frame))
 
 
-def render_sequence(seq: Sequence, pred_rows: np.ndarray, out_dir: str | Path, cfg: VizConfig) -> tuple[Path, Path]:
+def render_sequence(seq: Sequence, pred_rows: np.ndarray, out_dir: str | Path, cfg: VizConfig, *,
+                    ignore_coverage: float) -> tuple[Path, Path]:
     """Write ``out_dir/<seq.name>.mp4`` (every rendered frame) and ``.png`` (contact sheet).
+
+    ``ignore_coverage`` is the evaluation's (``eval.ignore_coverage``): grey where eval drops.
 
     ``pred_rows`` are ANN_DTYPE result rows (frame, id, tlwh, conf as score, cls) of ``seq``.
     Frames come from ``seq.image_paths``; frames without an image are drawn on grey.
@@ -344,7 +343,7 @@ def render_sequence(seq: Sequence, pred_rows: np.ndarray, out_dir: str | Path, c
     with atomic_path(mp4) as tmp:
         writer, size = None, None
         try:
-            frames = islice(classify_sequence(seq.boxes, pred_rows, seq.length, cfg), n)
+            frames = islice(classify_sequence(seq.boxes, pred_rows, seq.length, cfg, ignore_coverage=ignore_coverage), n)
             for truth in tqdm(frames, total=n, desc=seq.name, unit="frame", leave=False):
                 canvas = draw_frame(_frame_image(seq, truth.frame), truth, seq.length, cfg)
                 if writer is None:
@@ -372,16 +371,16 @@ def render_sequence(seq: Sequence, pred_rows: np.ndarray, out_dir: str | Path, c
     return mp4, png
 
 
-def render_results(params: Params, val: Mapping[str, list[Sequence]], results: Path, variant: str) -> None:
+def render_results(params: Params, val: Mapping[str, list[Sequence]], preds: Mapping[str, np.ndarray],
+                   out_dir: Path) -> None:
     """The eval stage's GT-vs-prediction MP4s and contact sheets: the first ``viz.seqs_per_domain``
-    videos per domain, drawn from ``results/<variant>/<source>/<video>.txt`` into ``results/viz``."""
-    rows = {s.name: mot.read_txt(Path(results) / variant / src / f"{s.name}.txt", "result")
-            for src, group in val.items() for s in group[: params.viz.seqs_per_domain]}
-    render_domains(val, rows, Path(results) / "viz", params.viz)
+    videos per domain, drawn from ``preds`` (result rows per video, as eval scored them) into
+    ``out_dir/<domain>/``."""
+    render_domains(val, preds, out_dir, params.viz, ignore_coverage=params.eval.ignore_coverage)
 
 
 def render_domains(val: Mapping[str, list[Sequence]], preds: Mapping[str, np.ndarray], out_dir: str | Path,
-                   cfg: VizConfig) -> list[tuple[Path, Path]]:
+                   cfg: VizConfig, *, ignore_coverage: float) -> list[tuple[Path, Path]]:
     """The first ``cfg.seqs_per_domain`` videos of each domain into ``out_dir/<domain>/``.
 
     ``preds`` maps a sequence name to its result rows (as ``evaluate_stage`` tracks them).
@@ -389,7 +388,7 @@ def render_domains(val: Mapping[str, list[Sequence]], preds: Mapping[str, np.nda
     out = []
     for domain, seqs in val.items():
         for seq in seqs[:cfg.seqs_per_domain]:
-            out.append(render_sequence(seq, preds[seq.name], Path(out_dir) / domain, cfg))
+            out.append(render_sequence(seq, preds[seq.name], Path(out_dir) / domain, cfg, ignore_coverage=ignore_coverage))
     return out
 
 
@@ -418,20 +417,18 @@ def read_predictions(path: Path, seq: Sequence) -> np.ndarray:
 
 
 def track_with_stage(params: Params, seq: Sequence, stage_dir: Path) -> np.ndarray:
-    """Result rows of ``seq`` tracked by one stage's models, exactly as the evaluation does it."""
-    from ..evaluate.pipeline import StageModels, evaluate_stage
+    """Result rows of ``seq`` tracked by one stage's models, exactly as the evaluation tracks it
+    (its headline variant only)."""
+    from ..artifacts import StageModels
+    from ..evaluate.pipeline import score, track_stage
 
-    models = StageModels.find(stage_dir)
-    with tempfile.TemporaryDirectory(prefix="stagetrack-viz-") as tmp:
-        report = evaluate_stage(params, {seq.source: [seq]}, models, results_dir=Path(tmp))
-        variant = report["headline"]
-        rows = mot.read_txt(Path(tmp) / variant / seq.source / f"{seq.name}.txt", "result")
-    m = report[variant][seq.source]["combined"]
+    gt = {seq.source: [seq]}
+    run = track_stage(params, gt, StageModels.find(stage_dir), headline_only=True)
+    rows = run.predictions[run.headline][seq.name]
+    m = score(gt, {seq.name: rows}, params.eval)[seq.source]["combined"]
     log.info("%s with %s (%s association): HOTA %.1f IDF1 %.1f IDSW %d",
-             seq.name, stage_dir, variant, m["HOTA"], m["IDF1"], m["IDSW"])
+             seq.name, stage_dir, run.headline, m["HOTA"], m["IDF1"], m["IDSW"])
     return rows
-
-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -461,7 +458,7 @@ def run(args: argparse.Namespace) -> int:
         seqmap = val_dir / "seqmaps" / "val.txt"
         if not seqmap.is_file():
             raise DataError("validation seqmap not found", file=seqmap, hint="run `stagetrack build` first")
-        from ..evaluate.pipeline import load_locked
+        from ..artifacts import load_locked
 
         seq = find_val_sequence(load_locked(val_dir), args.seq, seqmap)
     if args.pred is not None:
@@ -470,7 +467,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir = args.out / args.stage
         rows = track_with_stage(params, seq, args.models / args.stage)
         mot.write_txt(out_dir / f"{seq.name}.txt", rows, "result")
-    mp4, png = render_sequence(seq, rows, out_dir, cfg)
+    mp4, png = render_sequence(seq, rows, out_dir, cfg, ignore_coverage=params.eval.ignore_coverage)
     print(mp4)
     print(png)
     return 0
