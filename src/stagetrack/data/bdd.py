@@ -38,7 +38,8 @@ from ..errors import DataError
 from ..io import atomic_write_json
 from . import mot
 from .mot import Problem
-from .sequence import FLAG_CROWD, FLAG_OCCLUDED, FLAG_TRUNCATED, IGNORE, PERSON, VEHICLE, Sequence, empty_boxes
+from .sequence import (FLAG_CROWD, FLAG_OCCLUDED, FLAG_TRUNCATED, IGNORE, PERSON, VEHICLE, Sequence, empty_boxes,
+                       frame_bounds)
 
 DEFAULT_CLASS_MAP: dict[str, str] = {
     "pedestrian": "person",
@@ -300,7 +301,7 @@ def write_sequence(
     names = [p.name for p in paths] or [f"{seq.name}-{k:07d}.jpg" for k in range(1, seq.length + 1)]
     cats = mot.native_categories(seq, "bdd", lambda c: np.isin(c, LABELS), CATEGORY_OF_CLASS)
     out = []
-    starts = np.searchsorted(seq.boxes["frame"], np.arange(1, seq.length + 2))
+    starts = frame_bounds(seq.boxes["frame"], seq.length)
     for f in range(1, seq.length + 1):
         labels = []
         for r in range(starts[f - 1], starts[f]):

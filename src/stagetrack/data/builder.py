@@ -377,6 +377,21 @@ class _Pids:
         return out
 
 
+def _pid_table(plans: list[tuple[str, Sequence, dict[tuple[int, int], list[int]]]]
+               ) -> tuple[dict[tuple[int, str, str, int], int], dict[str, dict]]:
+    """Market-1501 person ids of every (source, video, class, track) in ``plans`` (:class:`_Pids`)
+    and the ``pids.json`` content naming what each id is."""
+    pids = _Pids()
+    for source, seq, plan in plans:
+        for cls, tid in plan:
+            pids.add(cls, source, seq.name, tid)
+    table = pids.table()
+    info = {str(table[(cls, source, seq.name, tid)]): {"class": CLASSES[cls], "source": source, "video": seq.name,
+                                                       "track": tid}
+            for source, seq, plan in plans for cls, tid in plan}
+    return table, info
+
+
 def _reid_plan(seq: Sequence, frames: list[int], cfg: BuildConfig) -> dict[tuple[int, int], list[int]]:
     """(cls, track) -> frames to crop: visible, tall enough, spread evenly, capped per track."""
     rows = seq.boxes[np.isin(seq.boxes["frame"], frames)]
@@ -552,15 +567,8 @@ class Builder:
         """Market-1501 ``query``/``bounding_box_test`` crops and ``pid_file`` from (source, sequence,
         frames) parts: each track's crops in the first half of its part's frames give one query (a
         query needs a gallery match under another camera), those in the second half the gallery."""
-        pids = _Pids()
-        plans = []
-        for source, seq, frames in parts:
-            plan = _reid_plan(seq, frames, self.cfg)
-            plans.append((source, seq, frames, plan))
-            for cls, tid in plan:
-                pids.add(cls, source, seq.name, tid)
-        table = pids.table()
-        pid_info = {}
+        plans = [(source, seq, frames, _reid_plan(seq, frames, self.cfg)) for source, seq, frames in parts]
+        table, pid_info = _pid_table([(source, seq, plan) for source, seq, _, plan in plans])
         crop_jobs = []
         for source, seq, frames, plan in plans:
             half = frames[(len(frames) - 1) // 2]
@@ -574,7 +582,6 @@ class Builder:
                     jobs.append((f, cls, tid, reid / "query" / f"{pid:04d}_c1s1_{f:06d}_00.jpg"))
                 for n, f in enumerate(g):
                     jobs.append((f, cls, tid, reid / "bounding_box_test" / f"{pid:04d}_c2s1_{f:06d}_{n:02d}.jpg"))
-                pid_info[str(pid)] = {"class": CLASSES[cls], "source": source, "video": seq.name, "track": tid}
             crop_jobs.append((seq, jobs))
         self._map(lambda item: _write_crops(item[0], item[1], self.size), crop_jobs)
         atomic_write_json(reid / pid_file, pid_info)
@@ -591,7 +598,6 @@ class Builder:
             for clip in clips:
                 by_video[(source, clip.video)].append(clip)
         stats: dict[str, SourceStats] = {s: SourceStats() for s in clips_by_source}
-        pids = _Pids()
         manifest_lines = []
 
         def export_video(key: tuple[str, str]) -> tuple[str, Sequence, list[Clip], dict, list[dict]]:
@@ -604,11 +610,7 @@ class Builder:
             return source, seq, clips, _reid_plan(seq, frames, self.cfg), lines
 
         results = self._map(export_video, sorted(by_video))
-        for source, seq, clips, plan, lines in results:
-            for cls, tid in plan:
-                pids.add(cls, source, seq.name, tid)
-        table = pids.table()
-        pid_info = {}
+        table, pid_info = _pid_table([(source, seq, plan) for source, seq, _, plan, _ in results])
         crop_jobs = []
         for source, seq, clips, plan, lines in results:
             manifest_lines.extend(lines)
@@ -616,7 +618,6 @@ class Builder:
             jobs = []
             for (cls, tid), fs in plan.items():
                 pid = table[(cls, source, seq.name, tid)]
-                pid_info[str(pid)] = {"class": CLASSES[cls], "source": source, "video": seq.name, "track": tid}
                 for n, f in enumerate(fs):
                     jobs.append((f, cls, tid, reid / "bounding_box_train" / f"{pid:04d}_c1s1_{f:06d}_{n:02d}.jpg"))
             crop_jobs.append((seq, jobs))

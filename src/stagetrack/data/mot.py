@@ -41,6 +41,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -481,6 +482,43 @@ def seqinfo_problems(info: dict[str, tuple[str, int]]) -> list[Problem]:
     return problems
 
 
+@dataclass(frozen=True)
+class SeqLayout:
+    """What a sequence folder says about itself: seqinfo.ini's values, or the MOT defaults.
+
+    A value seqinfo.ini lacks or gets wrong (``problems`` says which) is None, or the default for
+    the name (the folder's), the image folder (``img1``) and the frame rate (30). Without the
+    file (``has_info`` false) the length and size come from the images.
+    """
+
+    has_info: bool
+    info: dict[str, tuple[str, int]]
+    problems: list[Problem]
+    name: str
+    fps: float
+    length: int | None
+    size: tuple[int, int] | None
+    img_dir: Path
+    im_ext: str | None
+
+
+def seqinfo_layout(seq_dir: Path, info: dict[str, tuple[str, int]] | None) -> SeqLayout:
+    """The layout of ``seq_dir`` from its read seqinfo.ini (None: the folder has none)."""
+    if info is None:
+        return SeqLayout(False, {}, [], seq_dir.name, DEFAULT_FPS, None, None, seq_dir / "img1", None)
+    problems = seqinfo_problems(info)
+    bad = {p.field for p in problems}
+
+    def value(key: str) -> str | None:
+        return None if key in bad else info[key][0]
+
+    size = None if {"imWidth", "imHeight"} & bad else (int(info["imWidth"][0]), int(info["imHeight"][0]))
+    return SeqLayout(True, info, problems, value("name") or seq_dir.name,
+                     float(value("frameRate") or DEFAULT_FPS),
+                     None if value("seqLength") is None else int(info["seqLength"][0]), size,
+                     seq_dir / (value("imDir") or "img1"), value("imExt"))
+
+
 def _seqinfo_text(seq: Sequence, im_ext: str) -> str:
     fps = format_column(np.array([float(seq.fps)]))[0]
     return (
@@ -508,21 +546,17 @@ def read_sequence(
     if not seq_dir.is_dir():
         raise DataError("sequence folder not found", file=seq_dir)
     info_path = seq_dir / "seqinfo.ini"
-    if info_path.is_file():
-        info = read_seqinfo(info_path)
-        raise_problems(info_path, seqinfo_problems(info))
-        v = {k: info[k][0] for k in SEQINFO_KEYS}
-        name, fps = v["name"], float(v["frameRate"])
-        length, width, height = int(v["seqLength"]), int(v["imWidth"]), int(v["imHeight"])
-        img_dir = seq_dir / v["imDir"]
-        images = list_images(img_dir, v["imExt"]) if img_dir.is_dir() else []
+    layout = seqinfo_layout(seq_dir, read_seqinfo(info_path) if info_path.is_file() else None)
+    raise_problems(info_path, layout.problems)
+    images = list_images(layout.img_dir, layout.im_ext) if layout.img_dir.is_dir() else []
+    name, fps, length = layout.name, layout.fps, layout.length
+    if layout.has_info:
+        width, height = layout.size
     else:
-        img_dir = seq_dir / "img1"
-        images = list_images(img_dir) if img_dir.is_dir() else []
         if not images:
             raise DataError("no seqinfo.ini and no images in img1/ to infer the sequence from", file=info_path)
         log.warning("%s: no seqinfo.ini; inferring size from images, %g fps", seq_dir, DEFAULT_FPS)
-        name, fps, length = seq_dir.name, DEFAULT_FPS, len(images)
+        length = len(images)
         width, height = image_size(images[0])
     if images and len(images) != length:
         log.warning("%s: %d images for seqLength %d", seq_dir, len(images), length)

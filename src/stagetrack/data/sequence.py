@@ -55,6 +55,11 @@ def sort_boxes(boxes: np.ndarray) -> np.ndarray:
     return boxes[order]
 
 
+def frame_bounds(frames: np.ndarray, length: int) -> np.ndarray:
+    """``(length + 2,)`` offsets into frame-sorted rows: frame ``f``'s rows are ``[b[f - 1]:b[f]]``."""
+    return np.searchsorted(frames, np.arange(1, length + 2))
+
+
 def tlwh(boxes: np.ndarray) -> np.ndarray:
     """(N, 4) float array of x, y, w, h."""
     return np.stack([boxes["x"], boxes["y"], boxes["w"], boxes["h"]], axis=1).astype(np.float64)
@@ -97,7 +102,7 @@ class Sequence:
 
     def iter_frames(self) -> Iterator[tuple[int, np.ndarray]]:
         """(frame, rows) for every frame 1..length, including frames with no boxes."""
-        starts = np.searchsorted(self.boxes["frame"], np.arange(1, self.length + 2))
+        starts = frame_bounds(self.boxes["frame"], self.length)
         for f in range(1, self.length + 1):
             yield f, self.boxes[starts[f - 1]:starts[f]]
 

@@ -234,31 +234,23 @@ def _plain(_row: int, field: str) -> str:
 
 def _validate_mot_sequence(report: Report, seq_dir: Path, decode: Decode, class_map: Mapping[str, str]) -> None:
     info_path = seq_dir / "seqinfo.ini"
-    length = size = None
-    im_dir, im_ext = seq_dir / "img1", None
-    info: dict[str, tuple[str, int]] = {}
+    info: dict[str, tuple[str, int]] | None = None
+    unreadable = False
     if info_path.is_file():
         try:
             info = mot.read_seqinfo(info_path)
-            problems = mot.seqinfo_problems(info)
         except DataError as exc:
             report.error(info_path, exc.line, exc.field, exc.message)
-            problems = []
-        _problems(report, info_path, problems)
-        bad = {p.field for p in problems} | (set() if info else set(mot.SEQINFO_KEYS))
-        if "seqLength" not in bad:
-            length = int(info["seqLength"][0])
-        if not {"imWidth", "imHeight"} & bad:
-            size = (int(info["imWidth"][0]), int(info["imHeight"][0]))
-        if "imDir" not in bad:
-            im_dir = seq_dir / info["imDir"][0]
-        if "imExt" not in bad:
-            im_ext = info["imExt"][0]
-        if "name" not in bad and info["name"][0] != seq_dir.name:
+            info, unreadable = {}, True   # every value unknown; the one error says why
+    layout = mot.seqinfo_layout(seq_dir, info)   # the reader's rule (mot.read_sequence)
+    length, size, im_dir, im_ext, info = layout.length, layout.size, layout.img_dir, layout.im_ext, layout.info
+    if not layout.has_info:
+        report.warning(info_path, None, None, "missing: size and length inferred from img1/, frame rate 30")
+    elif not unreadable:
+        _problems(report, info_path, layout.problems)
+        if "name" not in {p.field for p in layout.problems} and info["name"][0] != seq_dir.name:
             report.warning(info_path, info["name"][1], "name",
                            f"{info['name'][0]!r} differs from the folder name {seq_dir.name!r}")
-    else:
-        report.warning(info_path, None, None, "missing: size and length inferred from img1/, frame rate 30")
     images: list[Path] = []
     if im_dir.is_dir():
         images = mot.list_images(im_dir, im_ext)

@@ -79,7 +79,8 @@ def choose_alpha(finetuned: Path, previous: Path, alphas: list[float], *, valida
     (``finetuned`` itself for alpha 1)."""
     if not alphas:
         raise ConfigError("no candidate alpha", field="interpolate_alphas")
-    ft, prev = _load(finetuned), _load(previous)
+    # alpha 1 is the fine-tuned file as it is: the checkpoints are loaded only to mix them
+    ft, prev = (_load(finetuned), _load(previous)) if any(float(a) != 1.0 for a in alphas) else (None, None)
     work_dir.mkdir(parents=True, exist_ok=True)
     results: dict[float, tuple[float, dict, Path]] = {}
     for alpha in sorted(set(float(a) for a in alphas), reverse=True):

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import mot
-from ..data.sequence import CLASSES, IGNORE, Sequence, tlwh
+from ..data.sequence import CLASSES, IGNORE, Sequence, frame_bounds, tlwh
 from ..errors import CheckpointError, DataError
 from ..geometry import box_iou_tlwh
 from .preprocess import MATCH_IOU, ignore_coverage_tlwh
@@ -73,13 +73,6 @@ def average_precision(conf: np.ndarray, tp: np.ndarray, n_gt: int) -> float:
     return float(np.trapezoid(np.interp(x, mrec, mpre), x))
 
 
-def _by_frame(rows: np.ndarray, length: int):
-    """``frame -> rows of that frame`` (in their original order), from one stable sort."""
-    rows = rows[np.argsort(rows["frame"], kind="stable")]
-    bounds = np.searchsorted(rows["frame"], np.arange(1, length + 2))
-    return lambda frame: rows[bounds[frame - 1]:bounds[frame]]
-
-
 def match_detections(seq: Sequence, dets: np.ndarray, ignore_coverage: float) -> DetRecord:
     """Score one video's detections against its ground truth (see the module docstring)."""
     gt = seq.boxes
@@ -87,9 +80,10 @@ def match_detections(seq: Sequence, dets: np.ndarray, ignore_coverage: float) ->
     conf: dict[str, list[np.ndarray]] = {c: [] for c in CLASSES}
     tp: dict[str, list[np.ndarray]] = {c: [] for c in CLASSES}
     n_gt = {c: int((scored & (gt["cls"] == k)).sum()) for k, c in enumerate(CLASSES)}
-    gt_by_frame, det_by_frame = _by_frame(gt, seq.length), _by_frame(dets, seq.length)
-    for frame in range(1, seq.length + 1):
-        g, d = gt_by_frame(frame), det_by_frame(frame)
+    dets = dets[np.argsort(dets["frame"], kind="stable")]
+    db = frame_bounds(dets["frame"], seq.length)
+    for frame, g in seq.iter_frames():
+        d = dets[db[frame - 1]:db[frame]]
         ignore = tlwh(g[g["cls"] == IGNORE])
         for k, name in enumerate(CLASSES):
             mine = d[d["cls"] == k]
@@ -107,14 +101,12 @@ def match_detections(seq: Sequence, dets: np.ndarray, ignore_coverage: float) ->
                 j = int(np.argmax(cand))
                 if cand[j] >= MATCH_IOU:
                     taken[j] = hit[i] = True
-            keep = hit.copy()
+            keep = np.ones(len(mine), bool)   # an unmatched box on an ignored region is dropped
             if len(ignore):
                 miss = ~hit
                 on_ignore = (box_iou_tlwh(tlwh(mine[miss]), ignore) >= MATCH_IOU).any(axis=1)
                 covered = ignore_coverage_tlwh(tlwh(mine[miss]), ignore) >= ignore_coverage
                 keep[miss] = ~(on_ignore | covered)
-            else:
-                keep[:] = True
             conf[name].append(mine["conf"][keep].astype(np.float64))
             tp[name].append(hit[keep])
     return DetRecord({c: np.concatenate(v) if v else np.zeros(0) for c, v in conf.items()},

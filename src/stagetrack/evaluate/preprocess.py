@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..data.sequence import CLASSES, IGNORE, PERSON, Sequence, sort_boxes, tlwh
+from ..data.sequence import CLASSES, IGNORE, PERSON, Sequence, frame_bounds, sort_boxes, tlwh
 from ..errors import ConfigError, DataError
 from ..geometry import box_iou_tlwh, match_by_iou
 
@@ -127,10 +127,6 @@ def _roles(seq: Sequence, cls: int, mode: str) -> tuple[np.ndarray, np.ndarray |
     return flagged & (gt["cls"] == cls), np.isin(numbers, list(MOT_DISTRACTORS)), False
 
 
-def _frame_bounds(frames: np.ndarray, length: int) -> np.ndarray:
-    return np.searchsorted(frames, np.arange(1, length + 2))
-
-
 def _check_frames(rows: np.ndarray, seq: Sequence, what: str) -> None:
     if len(rows) and (rows["frame"].min() < 1 or rows["frame"].max() > seq.length):
         bad = rows["frame"][(rows["frame"] < 1) | (rows["frame"] > seq.length)]
@@ -178,7 +174,7 @@ def sequence_data(seq: Sequence, pred: np.ndarray, cls: int, *, mode: str = "pro
     _check_unique(pred, seq, "predictions", cls)
     _check_unique(gt[scored], seq, "ground truth", cls)
     ignore = gt["cls"] == IGNORE
-    gb, pb = _frame_bounds(gt["frame"], seq.length), _frame_bounds(pred["frame"], seq.length)
+    gb, pb = frame_bounds(gt["frame"], seq.length), frame_bounds(pred["frame"], seq.length)
     gt_all_tlwh, pred_all_tlwh = tlwh(gt), tlwh(pred)
 
     gt_ids, tr_ids, gt_dets, tr_dets, sims, confs = [], [], [], [], [], []

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..config import DEFAULT_PARAMS, STAGES, Params
 from ..data import mot
-from ..data.sequence import CLASSES, IGNORE, Sequence, sort_boxes, tlwh
+from ..data.sequence import CLASSES, IGNORE, Sequence, frame_bounds, sort_boxes, tlwh
 from ..errors import ConfigError, DataError, StagetrackError
 from ..evaluate.preprocess import ignore_coverage_tlwh
 from ..geometry import EPS, box_iou_tlwh, match_by_iou
@@ -174,8 +174,7 @@ def classify_sequence(gt: np.ndarray, pred: np.ndarray, length: int, cfg: VizCon
                       ignore_coverage: float) -> Iterator[FrameTruth]:
     """:func:`classify_frame` over frames 1..``length`` (rows of any frame order, ANN_DTYPE)."""
     gt, pred = sort_boxes(gt), sort_boxes(pred)
-    gb = np.searchsorted(gt["frame"], np.arange(1, length + 2))
-    pb = np.searchsorted(pred["frame"], np.arange(1, length + 2))
+    gb, pb = frame_bounds(gt["frame"], length), frame_bounds(pred["frame"], length)
     history = IdentityHistory()
     for f in range(1, length + 1):
         yield classify_frame(gt[gb[f - 1]:gb[f]], pred[pb[f - 1]:pb[f]], f, history, cfg,
