@@ -165,9 +165,9 @@ def _timed_detector(detector: Callable, clock: dict[str, float]) -> Callable:
 
 
 def _timed_embedder(embed: Callable, clock: dict[str, float]) -> Callable:
-    def run(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def run(images: list[np.ndarray], boxes: list[np.ndarray]) -> list[np.ndarray]:
         start = time.perf_counter()
-        out = embed(image, boxes)
+        out = embed(images, boxes)
         clock["reid_s"] += time.perf_counter() - start
         return out
     return run
@@ -195,7 +195,7 @@ def detector_observations(world: World, val: dict[str, list[Sequence]], tcfg: Tr
         for seq in seqs:
             clock = {"detect_s": 0.0, "reid_s": 0.0}
             start = time.perf_counter()
-            obs = observe(seq, _timed_detector(detector, clock), _timed_embedder(extractor.from_boxes, clock), tcfg)
+            obs = observe(seq, _timed_detector(detector, clock), _timed_embedder(extractor.from_frames, clock), tcfg)
             observe_s = time.perf_counter() - start
             start = time.perf_counter()
             track(obs, classical)
@@ -312,7 +312,7 @@ def run(world: World, tmp: Path, noise: Noise = Noise()) -> tuple[dict[str, Any]
     if world.models is not None:
         observations, extractor, e2e = detector_observations(world, val, tcfg)
         inputs["detector"] = observations
-        embed, emb_dim = extractor.from_boxes, extractor.feature_dim
+        embed, emb_dim = extractor.from_frames, extractor.feature_dim
         if world.models.assoc is not None:
             from stagetrack.assoc.scorer import LearnedScorer
 

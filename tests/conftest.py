@@ -16,3 +16,17 @@ def require(module: str):
     if os.environ.get("CI"):
         return importlib.import_module(module)  # ImportError: the module errors, CI fails
     return pytest.importorskip(module, reason="test dependency in requirements.txt")
+
+
+def leaf_paths(data: dict, *, empty_mappings: bool, prefix: str = "") -> list[str]:
+    """Dotted paths of a params document's leaves. ``empty_mappings``: whether an empty mapping
+    (a stage's ``reid: {}`` overrides) counts as a leaf: it is a key params.yaml must carry, but
+    no code reads a value from it."""
+    out = []
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and (value or not empty_mappings):
+            out += leaf_paths(value, empty_mappings=empty_mappings, prefix=path)
+        else:
+            out.append(path)
+    return out

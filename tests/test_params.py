@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import yaml
+from conftest import leaf_paths
 
 from stagetrack import configtypes
 from stagetrack.config import STAGES, Params, load_params
@@ -15,14 +16,6 @@ from stagetrack.stageconfig import SourceMix
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
-def _leaf_paths(data: dict, prefix: str = "") -> set[str]:
-    out = set()
-    for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        out |= _leaf_paths(value, path) if isinstance(value, dict) and value else {path}
-    return out
-
-
 def test_params_yaml_loads():
     params = load_params(PARAMS)
     assert params.lr > 0 and set(params.sources) >= {"dancetrack", "bdd", "visdrone"}
@@ -30,7 +23,7 @@ def test_params_yaml_loads():
 
 def test_every_config_field_is_in_params_yaml():
     data = yaml.safe_load(PARAMS.read_text())
-    present = _leaf_paths(data)
+    present = set(leaf_paths(data, empty_mappings=True))
     dict_fields = {"class_map", "detector", "reid", "assoc", "data", "sources"}
     missing = []
     for path in configtypes.field_paths(Params):

@@ -119,9 +119,9 @@ def test_no_sequences_is_an_error(tmp_path, capsys):
 def test_embedder_gets_every_frame_and_needs_images(det_dir):
     calls = []
 
-    def embed(image, boxes):
-        calls.append((image.shape, boxes.shape))
-        return np.tile(np.eye(4, dtype=np.float32)[:1], (len(boxes), 1))
+    def embed(images, boxes):  # a frames embedder: one call per chunk of frames
+        calls.extend((image.shape, b.shape) for image, b in zip(images, boxes, strict=True))
+        return [np.tile(np.eye(4, dtype=np.float32)[:1], (len(b), 1)) for b in boxes]
 
     rows = track_cli.track_sequence(mot.read_sequence(det_dir / "SEQ-B", ann="det"), TrackerConfig(), embedder=embed)
     assert calls == [((H, W, 3), (1, 4))] * 6 and set(rows["id"].tolist()) == {1}

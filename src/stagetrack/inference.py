@@ -15,7 +15,9 @@ ReID is the expensive part of a frame (about 85% of it on CPU), and the tracker 
 appearance only for detections scoring ``>= tracker.track_high_thresh`` (round 1 and new tracks;
 round 2 matches low-score boxes on IoU alone, and a track's appearance learns only from
 high-score matches). So only those boxes are embedded; the others get NaN rows. ``embed_all``
-embeds every box (the benchmark's peers use appearance in both rounds).
+embeds every box (the benchmark's peers use appearance in both rounds). The crops of a chunk of
+``batch`` frames (the detector's batch) go through the ReID model together: one forward pass
+per ``reid.feature_batch`` crops instead of one per frame.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from .track.costs import hsv_histogram
 from .track.gmc import CameraMotion
 from .track.tracker import Detections, Tracker
 
-Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (image BGR, tlwh (M, 4)) -> (M, D), M = 0 too
+# (images BGR, tlwh (M_i, 4) per image) -> (M_i, D) per image, M_i = 0 too: ReidExtractor.from_frames
+Embedder = Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
 DetectFn = Callable[[list[np.ndarray]], list[np.ndarray]]    # images -> ANN_DTYPE arrays
 
 
@@ -48,28 +51,35 @@ class Observations:
     camera: list[np.ndarray] | None = None  # per frame, the (2, 3) camera affine from the previous frame
 
 
-def _features(image: np.ndarray | None, boxes: np.ndarray, scores: np.ndarray, embed: Embedder | None,
-              cfg: TrackerConfig, embed_all: bool = False):
-    """(ReID embeddings or None, HSV histograms) of ``boxes``; ``image`` may be None if no boxes.
+def _features(images: list[np.ndarray | None], boxes: list[np.ndarray], scores: list[np.ndarray],
+              embed: Embedder | None, cfg: TrackerConfig, embed_all: bool = False) -> list[tuple]:
+    """(ReID embeddings or None, HSV histograms) of each frame's ``boxes``, the crops of all
+    ``images`` embedded in one call; an image may be None where its frame has no boxes.
 
     Only boxes scoring ``>= cfg.track_high_thresh`` are embedded unless ``embed_all``; the
     other rows are NaN.
     """
-    if not len(boxes):
-        return None, np.zeros((0, cfg.hsv_h_bins * cfg.hsv_s_bins), np.float32)
-    emb = None
+    hsv_bins = (cfg.hsv_h_bins, cfg.hsv_s_bins)
+    embs: list[np.ndarray | None] = [None] * len(boxes)
     if embed is not None:
-        wanted = np.ones(len(boxes), bool) if embed_all else np.asarray(scores) >= cfg.track_high_thresh
-        # with no box wanted, the empty call still gives the width (ReidExtractor runs no forward pass)
-        some = np.asarray(embed(image, boxes[wanted]), np.float32)
-        emb = np.full((len(boxes), some.shape[1]), np.nan, np.float32)
-        emb[wanted] = some
-    return emb, hsv_histogram(image, boxes, (cfg.hsv_h_bins, cfg.hsv_s_bins), cfg.hsv_crop)
+        with_boxes = [i for i, b in enumerate(boxes) if len(b)]
+        wanted = {i: (np.ones(len(boxes[i]), bool) if embed_all else np.asarray(scores[i]) >= cfg.track_high_thresh)
+                  for i in with_boxes}
+        # with no box wanted, the call still gives the width (ReidExtractor runs no forward pass)
+        some = embed([images[i] for i in with_boxes], [boxes[i][wanted[i]] for i in with_boxes])
+        for i, part in zip(with_boxes, some):
+            part = np.asarray(part, np.float32)
+            embs[i] = np.full((len(boxes[i]), part.shape[1]), np.nan, np.float32)
+            embs[i][wanted[i]] = part
+    return [(emb, hsv_histogram(image, b, hsv_bins, cfg.hsv_crop) if len(b)
+             else np.zeros((0, hsv_bins[0] * hsv_bins[1]), np.float32))
+            for image, b, emb in zip(images, boxes, embs)]
 
 
 def observe(seq: Sequence, detect: DetectFn, embed: Embedder | None, cfg: TrackerConfig,
             batch: int = 8, progress: bool = False, embed_all: bool = False) -> Observations:
-    """Run the detector (batched) and the appearance models over every frame of ``seq``."""
+    """Run the detector and the appearance models over every frame of ``seq``, ``batch``
+    frames at a time."""
     from tqdm import tqdm
 
     frames: list[Detections] = []
@@ -78,36 +88,41 @@ def observe(seq: Sequence, detect: DetectFn, embed: Embedder | None, cfg: Tracke
     for start in tqdm(starts, desc=seq.name, unit="batch", leave=False, disable=not progress):
         idx = list(range(start, min(start + batch, seq.length + 1)))
         images = [read_image(seq.image(f)) for f in idx]
-        for image, rows in zip(images, detect(images)):
-            boxes = tlwh(rows)
-            emb, hsv = _features(image, boxes, rows["conf"], embed, cfg, embed_all)
-            frames.append(Detections(boxes, rows["conf"], rows["cls"], emb=emb, hsv=hsv))
+        detections = detect(images)
+        boxes = [tlwh(rows) for rows in detections]
+        features = _features(images, boxes, [rows["conf"] for rows in detections], embed, cfg, embed_all)
+        for image, rows, b, (emb, hsv) in zip(images, detections, boxes, features):
+            frames.append(Detections(b, rows["conf"], rows["cls"], emb=emb, hsv=hsv))
             camera.append(gmc.step(image))
     return Observations(seq.name, (seq.width, seq.height), seq.fps, frames, camera)
 
 
 def observations_from_boxes(seq: Sequence, frames: list[np.ndarray], embed: Embedder | None, cfg: TrackerConfig,
                             *, images: bool = True, gt_ids: list[np.ndarray] | None = None,
-                            embed_all: bool = False) -> Observations:
+                            embed_all: bool = False, batch: int = 8) -> Observations:
     """Detections given as ANN_DTYPE rows per frame (public detections, noisy ground truth).
 
-    With ``images`` the frames are read for HSV histograms and, given ``embed``, ReID features;
-    without, the tracker works on motion and IoU alone. ``gt_ids`` (per frame) label detections
-    with ground-truth identities for the association sample logger.
+    With ``images`` the frames are read for HSV histograms and, given ``embed``, ReID features
+    (the crops of ``batch`` frames embedded together); without, the tracker works on motion and
+    IoU alone. ``gt_ids`` (per frame) label detections with ground-truth identities for the
+    association sample logger.
     """
     out = []
     gmc, camera = CameraMotion(cfg.gmc), []
     use_gmc = images and cfg.gmc.method != "none"
-    for i, rows in enumerate(frames):
-        boxes = tlwh(rows)
-        image = read_image(seq.image(i + 1)) if images and (len(rows) or use_gmc) else None
+    for start in range(0, len(frames), batch):
+        chunk = frames[start:start + batch]
+        boxes = [tlwh(rows) for rows in chunk]
         if images:
-            emb, hsv = _features(image, boxes, rows["conf"], embed, cfg, embed_all)
-            camera.append(gmc.step(image))
+            pictures = [read_image(seq.image(start + k + 1)) if len(rows) or use_gmc else None
+                        for k, rows in enumerate(chunk)]
+            features = _features(pictures, boxes, [rows["conf"] for rows in chunk], embed, cfg, embed_all)
+            camera.extend(gmc.step(image) for image in pictures)
         else:
-            emb, hsv = None, None
-        out.append(Detections(boxes, rows["conf"], rows["cls"], emb=emb, hsv=hsv,
-                              gt_id=gt_ids[i] if gt_ids is not None else None))
+            features = [(None, None)] * len(chunk)
+        for k, (rows, b, (emb, hsv)) in enumerate(zip(chunk, boxes, features)):
+            out.append(Detections(b, rows["conf"], rows["cls"], emb=emb, hsv=hsv,
+                                  gt_id=gt_ids[start + k] if gt_ids is not None else None))
     return Observations(seq.name, (seq.width, seq.height), seq.fps, out, camera if images else None)
 
 

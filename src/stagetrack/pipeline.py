@@ -227,8 +227,8 @@ def train_stage(params: Params, stage: str, *, data: Path, models: Path, metrics
     assoc = resume.restore("assoc", assoc_outputs)
     if assoc is None:
         extractor = ReidExtractor(StageModels.find(out).reid, device=device, batch_size=params.reid.feature_batch)
-        samples = log_assoc_samples(params, stage, stage_data / "assoc", extractor.from_boxes, out / "assoc_samples")
-        log_assoc_samples(params, stage, stage_data / "selection", extractor.from_boxes, out / "assoc_selection",
+        samples = log_assoc_samples(params, stage, stage_data / "assoc", extractor.from_frames, out / "assoc_samples")
+        log_assoc_samples(params, stage, stage_data / "selection", extractor.from_frames, out / "assoc_selection",
                           stream=1)
         acfg = params.stage_section(stage, "assoc")
         live = _live(live_root, "assoc")

@@ -126,12 +126,12 @@ def track_stage(params: Params, val: dict[str, list[Sequence]], models: StageMod
     # always built when a checkpoint exists (for the side-by-side); `enable` picks the headline
     scorer = scorer_from_config(dataclasses.replace(acfg, enable=True), extractor.feature_dim, device=device) \
         if acfg.weights else None
-    headline = "learned" if (acfg.enable and scorer is not None) else "classical"
-    seqs = [s for group in val.values() for s in group]
-    observations = [observe(s, detector, extractor.from_boxes, tcfg) for s in seqs]
     variants = {"classical": None}
     if scorer is not None:
         variants["learned"] = scorer
+    headline = headline_variant(params, variants)
+    seqs = [s for group in val.values() for s in group]
+    observations = [observe(s, detector, extractor.from_frames, tcfg) for s in seqs]
     if headline_only:
         variants = {headline: variants[headline]}
     preds = {variant: {obs.name: track(obs, tcfg, scorer=sc) for obs in observations}
@@ -298,9 +298,9 @@ def run_eval(params: Params, data: Path, models: Path, metrics_dir: Path, result
 
     # the final report on the locked test videos: tracked here and nowhere else
     test = load_locked(data / "test")
-    test_preds: dict = {}
-    test_report = evaluate_stage(params, test, models_final, results_dir=results / "test", predictions=test_preds)
-    test_out = report_split(params, test, test_preds, final, test_report["assoc_weight"])
+    test_run = track_stage(params, test, models_final)
+    write_tracks(test_run, test, results / "test")
+    test_out = report_split(params, test, test_run.predictions, final, test_run.assoc_weight)
     atomic_write_json(metrics_dir / "test.json", test_out)
 
     stage_metrics = {stage: json.loads((metrics_dir / f"{stage}.json").read_text())

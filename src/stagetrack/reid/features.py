@@ -89,3 +89,14 @@ class ReidExtractor:
     def from_boxes(self, image: np.ndarray, tlwh: np.ndarray) -> np.ndarray:
         """Embeddings of the (N, 4) tlwh boxes of a BGR frame (boxes clipped to the frame)."""
         return self(crop_tlwh(image, tlwh))
+
+    def from_frames(self, images: Sequence[np.ndarray], tlwh: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Embeddings of each frame's (N_i, 4) tlwh boxes, the crops of all frames in shared
+        batches of ``batch_size`` (one forward pass per batch, not per frame)."""
+        if len(images) != len(tlwh):
+            raise ValueError(f"{len(images)} images but {len(tlwh)} box arrays")
+        if not images:
+            return []
+        crops = [crop for image, boxes in zip(images, tlwh) for crop in crop_tlwh(image, boxes)]
+        ends = np.cumsum([len(boxes) for boxes in tlwh])[:-1]
+        return np.split(self(crops), ends)

@@ -62,8 +62,8 @@ def track_sequence(seq: Sequence, cfg: TrackerConfig, *, embedder: Any = None, s
     """Track ``seq``'s boxes as detections; returns the ANN_DTYPE result rows of every frame.
 
     Frames are read only when the sequence has an image for every frame (HSV histograms, and
-    ReID features given ``embedder``, an ``(image BGR, tlwh (M, 4)) -> (M, D)`` unit-vector
-    function). With a sample ``logger``, ``gt`` labels each detection with the identity of the
+    ReID features given ``embedder``, an ``(images BGR, tlwh (M_i, 4) per image) -> (M_i, D) per
+    image`` unit-vector function: ``ReidExtractor.from_frames``). With a sample ``logger``, ``gt`` labels each detection with the identity of the
     ground-truth box it overlaps (IoU >= 0.5, same class).
     """
     from ..inference import match_gt_ids, observations_from_boxes, track
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         from ..reid.features import ReidExtractor
 
         extractor = ReidExtractor(args.reid_weights, device=device, batch_size=feature_batch)
-        embedder, reid_dim = extractor.from_boxes, extractor.feature_dim
+        embedder, reid_dim = extractor.from_frames, extractor.feature_dim
     from ..assoc.scorer import resolve_learned_assoc, scorer_from_config
 
     cfg = dataclasses.replace(cfg, assoc=resolve_learned_assoc(cfg.assoc))
