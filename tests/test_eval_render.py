@@ -55,3 +55,31 @@ def test_eval_draws_the_scored_headline_tracks_and_tracks_test_once(tmp_path, mo
     assert scored[0][1]["classical"] is rows["classical"]
     assert tracked == [(test, f"models of {final}", False)]        # test tracked once, by the final stage
     assert len(scored) == 2 and scored[1][0] is test               # and scored once
+
+
+def _learned_headline(params):
+    import dataclasses
+
+    assoc = dataclasses.replace(params.tracker.assoc, enable=True, weights=None)
+    return dataclasses.replace(params, tracker=dataclasses.replace(params.tracker, assoc=assoc))
+
+
+def test_learned_headline_without_a_model_is_an_error_not_the_classical_tracker(tmp_path, monkeypatch):
+    """`tracker.assoc.enable: true` and a stage with no assoc.pt: an error naming the key, not
+    the classical tracker reported as the headline (issue 18's silent fallback)."""
+    import pytest
+
+    from stagetrack.artifacts import StageModels
+    from stagetrack.errors import ConfigError
+
+    for var in ("TRANSFORMER_ASSOC_ENABLE", "TRANSFORMER_ASSOC_WEIGHTS"):
+        monkeypatch.delenv(var, raising=False)
+    params = _learned_headline(load_params(REPO / "params.yaml"))
+    models = StageModels(tmp_path / "best.pt", tmp_path / "model.pt", None)
+    with pytest.raises(ConfigError, match="has no assoc.pt") as err:
+        P.track_stage(params, {"dancetrack": []}, models)
+    assert err.value.field == "tracker.assoc.enable"
+    with pytest.raises(ConfigError, match="no learned results"):   # eval, from the stage's val tracks
+        P.headline_variant(params, {"classical": {}})
+    assert P.headline_variant(params, {"classical": {}, "learned": {}}) == "learned"
+    assert P.headline_variant(load_params(REPO / "params.yaml"), {"classical": {}, "learned": {}}) == "classical"
