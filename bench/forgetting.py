@@ -72,11 +72,11 @@ def values(params, gt, models, work: Path) -> dict[str, float]:
     (the locked val videos, or the locked test videos for the final report)."""
     from stagetrack.evaluate.parts import DETECTIONS, detector_values, match_detections
     from stagetrack.data import mot
-    from stagetrack.evaluate.pipeline import domain_groups, evaluate_stage, score
+    from stagetrack.evaluate.pipeline import domain_groups, score, track_stage, write_tracks
 
-    preds: dict = {}
-    evaluate_stage(params, gt, models, results_dir=work, predictions=preds)
-    report = score(gt, preds["classical"], params.eval)
+    run = track_stage(params, gt, models)
+    write_tracks(run, gt, work)   # the detector's boxes are scored from the files, as eval scores a stage's
+    report = score(gt, run.predictions["classical"], params.eval)
     out = {f"{d}_{c}_{m}": v[m] for d, table in report.items() for c, v in table.items() if c != "combined"
            for m in ("HOTA", "DetA", "AssA")}
     records = {s.name: match_detections(s, mot.read_txt(work / DETECTIONS / src / f"{s.name}.txt", "result"),
